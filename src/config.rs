@@ -1,0 +1,503 @@
+//! Configuration: each setting comes from a flag or its environment variable (the flag
+//! wins), and everything is validated before the worker opens a single connection.
+//!
+//! A bad value becomes one [`ConfigError`] line that names the setting the way the user
+//! gave it (`--interval` or `INTERVAL`) and echoes the value, with any password masked.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+
+use crate::redis_target::{RedisTarget, redact};
+
+/// The longest accepted interval; anything longer is almost certainly a typo.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+const PASSWORD_FILE_ENV: &str = "REDIS_PASSWORD_FILE";
+const LOG_FILTER_ENV: &str = "RUST_LOG";
+
+/// A setting that has both a flag and an environment variable.
+struct Setting {
+    id: &'static str,
+    flag: &'static str,
+    env: &'static str,
+}
+
+const REDIS_URL: Setting = Setting {
+    id: "redis_url",
+    flag: "--redis-url",
+    env: "REDIS_URL",
+};
+const KEY: Setting = Setting {
+    id: "key",
+    flag: "--key",
+    env: "COUNTER_KEY",
+};
+const INTERVAL: Setting = Setting {
+    id: "interval",
+    flag: "--interval",
+    env: "INTERVAL",
+};
+const LOG_FORMAT: Setting = Setting {
+    id: "log_format",
+    flag: "--log-format",
+    env: "LOG_FORMAT",
+};
+
+const AFTER_HELP: &str = "\
+Other environment variables:
+  REDIS_PASSWORD_FILE  File holding the Redis password (e.g. a Docker secret); a trailing
+                       newline is ignored and it overrides a password in the URL
+  RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug [default: info]
+
+Exit status: 0 after SIGTERM/SIGINT or a healthy check, 1 when the check fails,
+2 for invalid configuration.";
+
+// Help lists each variable by name only (`hide_env_values`): a URL may hold a password.
+
+/// INCR a Redis key on a fixed schedule; survive Redis outages; stop at once on SIGTERM.
+#[derive(Debug, Parser)]
+#[command(name = "counter-worker", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<CliCommand>,
+
+    /// Redis server to count in (redis:// only)
+    #[arg(long, env = REDIS_URL.env, default_value = "redis://redis:6379",
+          hide_env_values = true, global = true)]
+    redis_url: String,
+
+    /// Key to increment
+    #[arg(long, env = KEY.env, default_value = "contador",
+          hide_env_values = true, global = true)]
+    key: String,
+
+    /// Time between increments, e.g. 250ms, 2s, 1m (at most 1 day)
+    #[arg(long, env = INTERVAL.env, default_value = "2s",
+          hide_env_values = true, global = true, allow_hyphen_values = true)]
+    interval: String,
+
+    /// Log output: text or json
+    #[arg(long, env = LOG_FORMAT.env, default_value = "text",
+          hide_env_values = true, global = true)]
+    log_format: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum CliCommand {
+    /// PING Redis once (2 s deadline): exit 0 on PONG, 1 otherwise; for container healthchecks
+    Healthcheck,
+}
+
+/// What the process was started to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Count until SIGTERM or SIGINT.
+    Run,
+    /// Check once that Redis answers, for a healthcheck in a shell-less image.
+    Healthcheck,
+}
+
+/// How log lines are written: for people (`text`) or for log pipelines (`json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, event fields at the top level.
+    Json,
+}
+
+/// The validated configuration; holding one means every setting is usable.
+#[derive(Debug)]
+pub struct Config {
+    /// Run the loop or check health.
+    pub command: Command,
+    /// The Redis server, with credentials.
+    pub redis: RedisTarget,
+    /// The key to `INCR`; never empty.
+    pub key: String,
+    /// Time between ticks; more than zero and at most [`MAX_INTERVAL`].
+    pub interval: Duration,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Which events to log (`RUST_LOG`, `info` by default).
+    pub log_filter: EnvFilter,
+}
+
+/// Why the configuration was refused; its `Display` is the single line the user sees.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The command line is malformed (unknown flag, missing value); clap's own words.
+    Usage(String),
+    /// A setting holds a value the worker cannot use.
+    Invalid {
+        /// The flag or environment variable, as the user gave it.
+        setting: &'static str,
+        /// The value, with credentials masked.
+        value: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Usage(message) => f.write_str(message),
+            Self::Invalid {
+                setting,
+                value,
+                reason,
+            } => write!(f, "invalid {setting} {value:?}: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads the process's command line and environment.
+    ///
+    /// `--help` and `--version` print and exit here, as every CLI does.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::from_sources(std::env::args_os(), |name| std::env::var_os(name))
+    }
+
+    /// Builds the configuration from `args` and, for the settings that have no flag,
+    /// from `env` (flag-backed variables are read by clap from the process environment).
+    pub fn from_sources(
+        args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Self, ConfigError> {
+        let matches = match Cli::command().try_get_matches_from(args) {
+            Ok(matches) => matches,
+            Err(err) if !err.use_stderr() => err.exit(),
+            Err(err) => return Err(usage_error(&err)),
+        };
+        let cli = Cli::from_arg_matches(&matches).map_err(|err| usage_error(&err))?;
+        let given = |setting: &Setting| name_as_given(&matches, setting);
+
+        let password = env_text(&env, PASSWORD_FILE_ENV)?
+            .filter(|path| !path.is_empty())
+            .map(|path| read_password_file(Path::new(&path)))
+            .transpose()?;
+        let redis = RedisTarget::new(&cli.redis_url, password.as_deref())
+            .map_err(invalid(given(&REDIS_URL), &redact(&cli.redis_url)))?;
+        let key = parse_key(&cli.key).map_err(invalid(given(&KEY), &cli.key))?;
+        let interval =
+            parse_interval(&cli.interval).map_err(invalid(given(&INTERVAL), &cli.interval))?;
+        let log_format = parse_log_format(&cli.log_format)
+            .map_err(invalid(given(&LOG_FORMAT), &cli.log_format))?;
+        let log_filter = env_text(&env, LOG_FILTER_ENV)?.unwrap_or_default();
+        let log_filter =
+            parse_log_filter(&log_filter).map_err(invalid(LOG_FILTER_ENV, &log_filter))?;
+
+        Ok(Self {
+            command: match cli.command {
+                None => Command::Run,
+                Some(CliCommand::Healthcheck) => Command::Healthcheck,
+            },
+            redis,
+            key,
+            interval,
+            log_format,
+            log_filter,
+        })
+    }
+}
+
+/// The flag if the value came from the command line, else the environment variable.
+fn name_as_given(matches: &ArgMatches, setting: &Setting) -> &'static str {
+    match matches.value_source(setting.id) {
+        Some(ValueSource::CommandLine) => setting.flag,
+        _ => setting.env,
+    }
+}
+
+/// Turns a reason into the error for `setting` holding `value` (already redacted).
+fn invalid(setting: &'static str, value: &str) -> impl FnOnce(String) -> ConfigError + use<> {
+    let value = value.to_owned();
+    move |reason| ConfigError::Invalid {
+        setting,
+        value,
+        reason,
+    }
+}
+
+/// Keeps the first line of clap's message ("unexpected argument '--x' found"), without
+/// its "error: " prefix and usage block, so every configuration error is one line.
+fn usage_error(err: &clap::Error) -> ConfigError {
+    let rendered = err.render().to_string();
+    let first_line = rendered.lines().next().unwrap_or_default();
+    ConfigError::Usage(
+        first_line
+            .strip_prefix("error: ")
+            .unwrap_or(first_line)
+            .to_owned(),
+    )
+}
+
+fn env_text(
+    env: &impl Fn(&str) -> Option<OsString>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    env(name)
+        .map(|value| {
+            value
+                .into_string()
+                .map_err(|raw| invalid(name, &raw.to_string_lossy())("not valid UTF-8".to_owned()))
+        })
+        .transpose()
+}
+
+fn read_password_file(path: &Path) -> Result<String, ConfigError> {
+    let invalid =
+        |reason: &str| invalid(PASSWORD_FILE_ENV, &path.display().to_string())(reason.to_owned());
+    let bytes = std::fs::read(path).map_err(|err| invalid(&format!("cannot read it: {err}")))?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid("the file is not UTF-8 text"))?;
+    let password = text.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        return Err(invalid("the file is empty"));
+    }
+    Ok(password.to_owned())
+}
+
+fn parse_key(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Err("the key must not be empty".to_owned());
+    }
+    Ok(raw.to_owned())
+}
+
+fn parse_interval(raw: &str) -> Result<Duration, String> {
+    let interval = humantime::parse_duration(raw.trim())
+        .map_err(|err| format!("not a duration ({err}); write it like 250ms, 2s or 1m"))?;
+    if interval.is_zero() {
+        return Err("must be greater than zero".to_owned());
+    }
+    if interval > MAX_INTERVAL {
+        return Err("must be at most 1 day".to_owned());
+    }
+    Ok(interval)
+}
+
+fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
+    match raw {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("must be \"text\" or \"json\"".to_owned()),
+    }
+}
+
+fn parse_log_filter(raw: &str) -> Result<EnvFilter, String> {
+    EnvFilter::builder()
+        .with_default_directive(LevelFilter::INFO.into())
+        .parse(raw)
+        .map_err(|err| format!("not a log filter ({err}); try info or counter_worker=debug"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+
+    fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env: Vec<(String, OsString)> = env
+            .iter()
+            .map(|(name, value)| (name.to_string(), OsString::from(value)))
+            .collect();
+        let args = std::iter::once("counter-worker").chain(args.iter().copied());
+        Config::from_sources(args, move |name| {
+            env.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, value)| value.clone())
+        })
+    }
+
+    fn rejection(args: &[&str], env: &[(&str, &str)]) -> String {
+        load(args, env)
+            .expect_err("the configuration should be refused")
+            .to_string()
+    }
+
+    #[test]
+    fn flags_are_read_and_validated() {
+        let config = load(
+            &[
+                "--redis-url",
+                "redis://127.0.0.1:7000/3",
+                "--key",
+                "visits",
+                "--interval",
+                "250ms",
+                "--log-format",
+                "json",
+            ],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(config.command, Command::Run);
+        assert_eq!(config.redis.to_string(), "redis://127.0.0.1:7000/3");
+        assert_eq!(config.key, "visits");
+        assert_eq!(config.interval, Duration::from_millis(250));
+        assert_eq!(config.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn healthcheck_is_a_subcommand_that_takes_the_same_flags() {
+        let config = load(&["healthcheck", "--redis-url", "redis://h:1"], &[]).unwrap();
+        assert_eq!(config.command, Command::Healthcheck);
+        assert_eq!(config.redis.to_string(), "redis://h:1");
+    }
+
+    #[test]
+    fn intervals_in_human_units() {
+        for (raw, expected) in [
+            ("250ms", Duration::from_millis(250)),
+            ("2s", Duration::from_secs(2)),
+            ("1m", Duration::from_secs(60)),
+            ("1m 30s", Duration::from_secs(90)),
+            ("1day", MAX_INTERVAL),
+        ] {
+            assert_eq!(parse_interval(raw), Ok(expected), "{raw}");
+        }
+    }
+
+    #[test]
+    fn rejects_a_zero_interval() {
+        let message = rejection(&["--interval", "0s"], &[]);
+        assert_eq!(
+            message,
+            r#"invalid --interval "0s": must be greater than zero"#
+        );
+    }
+
+    #[test]
+    fn rejects_an_interval_over_a_day() {
+        let message = rejection(&["--interval", "25h"], &[]);
+        assert!(
+            message.starts_with(r#"invalid --interval "25h": "#),
+            "{message}"
+        );
+        assert!(message.contains("at most 1 day"), "{message}");
+    }
+
+    #[test]
+    fn rejects_an_interval_that_is_not_a_duration() {
+        for raw in ["fast", "2", "-1s", ""] {
+            let message = rejection(&["--interval", raw], &[]);
+            assert!(message.contains("not a duration"), "{raw}: {message}");
+        }
+    }
+
+    #[test]
+    fn rejects_an_empty_key() {
+        let message = rejection(&["--key", ""], &[]);
+        assert_eq!(message, r#"invalid --key "": the key must not be empty"#);
+    }
+
+    #[test]
+    fn rejects_an_unknown_log_format() {
+        let message = rejection(&["--log-format", "xml"], &[]);
+        assert_eq!(
+            message,
+            r#"invalid --log-format "xml": must be "text" or "json""#
+        );
+    }
+
+    #[test]
+    fn rejects_a_non_redis_url() {
+        let message = rejection(&["--redis-url", "http://redis:6379"], &[]);
+        assert!(
+            message.starts_with(r#"invalid --redis-url "http://redis:6379": "#),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_rejected_url_never_shows_its_password() {
+        let message = rejection(&["--redis-url", "redis://:hunter2@redis:port"], &[]);
+        assert!(!message.contains("hunter2"), "{message}");
+        assert!(message.contains("redis://:***@redis:port"), "{message}");
+    }
+
+    #[test]
+    fn rejects_tls_urls_clearly() {
+        let message = rejection(&["--redis-url", "rediss://redis:6379"], &[]);
+        assert!(message.contains("TLS"), "{message}");
+    }
+
+    #[test]
+    fn password_file_overrides_the_url_password_and_drops_the_newline() {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(b"s3cret\r\n").unwrap();
+        let path = file.path().to_str().unwrap();
+        let config = load(
+            &["--redis-url", "redis://:old@redis"],
+            &[("REDIS_PASSWORD_FILE", path)],
+        )
+        .unwrap();
+        let settings = config.redis.client().get_connection_info().redis_settings();
+        assert_eq!(settings.password(), Some("s3cret"));
+    }
+
+    #[test]
+    fn an_empty_password_file_setting_means_none() {
+        let config = load(&[], &[("REDIS_PASSWORD_FILE", "")]).unwrap();
+        let settings = config.redis.client().get_connection_info().redis_settings();
+        assert_eq!(settings.password(), None);
+    }
+
+    #[test]
+    fn rejects_a_missing_password_file() {
+        let message = rejection(&[], &[("REDIS_PASSWORD_FILE", "/nonexistent/pw")]);
+        assert!(
+            message.starts_with(r#"invalid REDIS_PASSWORD_FILE "/nonexistent/pw": cannot read it"#),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rejects_an_empty_password_file() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
+        assert!(message.ends_with("the file is empty"), "{message}");
+    }
+
+    #[test]
+    fn rejects_a_bad_log_filter() {
+        let message = rejection(&[], &[("RUST_LOG", "counter_worker=loud")]);
+        assert!(
+            message.starts_with(r#"invalid RUST_LOG "counter_worker=loud": "#),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn accepts_common_log_filters() {
+        for filter in ["", "info", "debug", "counter_worker=debug,redis=warn"] {
+            assert!(parse_log_filter(filter).is_ok(), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_flags_are_one_line_usage_errors() {
+        let message = rejection(&["--bogus"], &[]);
+        assert_eq!(message, "unexpected argument '--bogus' found");
+        assert!(!message.contains('\n'));
+    }
+
+    #[test]
+    fn errors_stay_on_one_line_whatever_the_value() {
+        let message = rejection(&["--interval", "2s\nINFO fake log line"], &[]);
+        assert!(!message.contains('\n'), "{message}");
+    }
+}

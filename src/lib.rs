@@ -1,0 +1,14 @@
+//! counter-worker: increments a Redis key on a fixed schedule, the production-grade form
+//! of the classic "Python + Redis + Compose" counter.
+//!
+//! The binary (`main.rs`) only wires these modules together; the logic lives here, where
+//! the tests reach it.
+
+pub mod config;
+pub mod connection;
+pub mod health;
+pub mod logging;
+pub mod redis_target;
+pub mod schedule;
+pub mod shutdown;
+pub mod worker;

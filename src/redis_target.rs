@@ -1,0 +1,214 @@
+//! The Redis server the worker talks to: a validated `redis://` URL, an optional password
+//! from a file, and a printable form that never shows the password.
+//!
+//! Operators paste URLs with credentials into environment variables, and those URLs end up
+//! in logs and error messages. Every way this type can be printed goes through [`redact`].
+
+use std::fmt;
+
+use redis::{Client, ConnectionInfo, IntoConnectionInfo};
+
+/// Where to reach Redis, with its credentials, ready to hand to the Redis client.
+///
+/// `Display` and `Debug` print the URL with the password masked, so the value can be
+/// logged freely.
+#[derive(Clone)]
+pub struct RedisTarget {
+    client: Client,
+    shown: String,
+}
+
+impl RedisTarget {
+    /// Validates `url` and, when `password` is given, makes it override any password in
+    /// the URL (the `REDIS_PASSWORD_FILE` rule).
+    ///
+    /// The error is a reason for a person, without the URL itself: the caller names the
+    /// setting and shows [`redact`]ed value.
+    pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
+        let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
+        match parsed.scheme() {
+            "redis" => {}
+            "rediss" => {
+                return Err(
+                    "TLS (rediss://) is not built into this binary; use redis:// \
+                            on a private network or a TLS-terminating proxy"
+                        .to_owned(),
+                );
+            }
+            other => return Err(format!("scheme {other:?} is not supported; use redis://")),
+        }
+        if parsed.host_str().is_none_or(str::is_empty) {
+            return Err("the URL names no host".to_owned());
+        }
+        let mut info: ConnectionInfo = parsed
+            .into_connection_info()
+            .map_err(|err| err.to_string())?;
+        if let Some(password) = password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        let client = Client::open(info).map_err(|err| err.to_string())?;
+        Ok(Self {
+            client,
+            shown: redact(url),
+        })
+    }
+
+    /// The Redis client for this target; cheap to clone, opens no connection by itself.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl fmt::Display for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+impl fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("RedisTarget").field(&self.shown).finish()
+    }
+}
+
+/// Masks every credential in a Redis URL, even one that does not parse, so it can be
+/// echoed in an error message.
+///
+/// The user-info part becomes `user:***` (or `***` when it has no colon, since some
+/// people write the password there alone), and `pass=`/`password=` query values become
+/// `***`.
+pub fn redact(url: &str) -> String {
+    let authority_start = url.find("://").map_or(0, |i| i + 3);
+    let (head, rest) = url.split_at(authority_start);
+    let mut shown = head.to_owned();
+    let rest = match rest.rfind('@') {
+        Some(at) => {
+            let user_info = &rest[..at];
+            match user_info.split_once(':') {
+                Some((user, _password)) => shown.push_str(&format!("{user}:***")),
+                None => shown.push_str("***"),
+            }
+            &rest[at..]
+        }
+        None => rest,
+    };
+    match rest.split_once('?') {
+        Some((path, query)) => {
+            shown.push_str(path);
+            shown.push('?');
+            shown.push_str(&redact_query(query));
+        }
+        None => shown.push_str(rest),
+    }
+    shown
+}
+
+fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| match pair.split_once('=') {
+            Some((name, _)) if is_secret_parameter(name) => format!("{name}=***"),
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn is_secret_parameter(name: &str) -> bool {
+    name.eq_ignore_ascii_case("pass") || name.eq_ignore_ascii_case("password")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_redis_urls() {
+        for url in [
+            "redis://redis:6379",
+            "redis://127.0.0.1",
+            "redis://[::1]:6380/2",
+            "redis://:secret@redis:6379/0",
+            "redis://user:secret@redis",
+        ] {
+            assert!(
+                RedisTarget::new(url, None).is_ok(),
+                "{url} should be accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_tls_with_a_reason() {
+        let err = RedisTarget::new("rediss://redis:6379", None).unwrap_err();
+        assert!(err.contains("TLS"), "{err}");
+    }
+
+    #[test]
+    fn rejects_other_schemes() {
+        for url in [
+            "http://redis:6379",
+            "unix:///tmp/redis.sock",
+            "valkey://redis",
+        ] {
+            let err = RedisTarget::new(url, None).unwrap_err();
+            assert!(err.contains("not supported"), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn rejects_urls_that_do_not_parse() {
+        for url in [
+            "",
+            "redis",
+            "redis:6379x",
+            "redis://redis:99999",
+            "redis://",
+        ] {
+            assert!(
+                RedisTarget::new(url, None).is_err(),
+                "{url:?} should be rejected"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_a_bad_database_number() {
+        let err = RedisTarget::new("redis://redis:6379/abc", None).unwrap_err();
+        assert!(err.contains("database"), "{err}");
+    }
+
+    #[test]
+    fn password_argument_overrides_the_url_password() {
+        let target = RedisTarget::new("redis://:from-url@redis", Some("from-file")).unwrap();
+        let settings = target.client().get_connection_info().redis_settings();
+        assert_eq!(settings.password(), Some("from-file"));
+    }
+
+    #[test]
+    fn printing_never_shows_the_password() {
+        let target = RedisTarget::new("redis://user:hunter2@redis:6379", None).unwrap();
+        assert_eq!(target.to_string(), "redis://user:***@redis:6379");
+        assert!(!format!("{target:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn redacts_credentials_in_any_shape() {
+        let cases = [
+            ("redis://redis:6379", "redis://redis:6379"),
+            ("redis://:pw@redis:6379", "redis://:***@redis:6379"),
+            ("redis://u:pw@redis", "redis://u:***@redis"),
+            ("redis://pw@redis", "redis://***@redis"),
+            ("redis://u:p@w@redis:bad", "redis://u:***@redis:bad"),
+            (":pw@redis", ":***@redis"),
+            (
+                "redis+unix:///s.sock?db=1&pass=pw",
+                "redis+unix:///s.sock?db=1&pass=***",
+            ),
+        ];
+        for (raw, shown) in cases {
+            assert_eq!(redact(raw), shown, "redacting {raw}");
+        }
+    }
+}
