@@ -1,0 +1,351 @@
+//! Test harness: a real `redis-server` on a free loopback port in its own temp dir, and
+//! the real `counter-worker` binary as a child process whose output is read line by line
+//! as it arrives.
+//!
+//! Every test gets its own Redis, so tests run in parallel without sharing keys. Both
+//! kinds of process are killed when their handle is dropped, also when a test fails.
+
+#![allow(dead_code)] // Each test file uses a different part of the harness.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// Long enough for a loaded 2-core CI machine; these bound waits, they measure nothing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A `redis-server` owned by one test. It may be stopped and started again on the same
+/// port and data directory, the way an operator restarts Redis.
+pub struct RedisServer {
+    dir: TempDir,
+    port: u16,
+    password: Option<String>,
+    process: Option<Child>,
+}
+
+impl RedisServer {
+    /// A running Redis with persistence on every write, so a restart loses nothing.
+    pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// A running Redis that refuses clients without `password`, if given.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let mut server = Self::not_started(password);
+        server.launch();
+        server
+    }
+
+    /// A port and data directory for a Redis that is not running yet.
+    pub fn not_started(password: Option<&str>) -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("temp dir for Redis"),
+            port: free_port(),
+            password: password.map(str::to_owned),
+            process: None,
+        }
+    }
+
+    /// The URL the worker should use; it carries no password.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Starts (or restarts) Redis and waits until it answers `PING`.
+    pub fn launch(&mut self) {
+        assert!(self.process.is_none(), "Redis is already running");
+        let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("Redis log");
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .stdout(log)
+            .stderr(Stdio::null());
+        if let Some(password) = &self.password {
+            command.args(["--requirepass", password]);
+        }
+        let child = command.spawn().unwrap_or_else(|err| {
+            panic!("cannot start redis-server (is it installed and on PATH?): {err}")
+        });
+        self.process = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if self.connection().is_ok() {
+                return;
+            }
+            if let Some(status) = self.process.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!(
+                    "redis-server exited with {status}: {}",
+                    self.log().lines().last().unwrap_or_default()
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not answer within {PATIENCE:?}");
+    }
+
+    /// Kills Redis with SIGKILL, as a crash would, and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.process.take().expect("Redis is not running");
+        child.kill().expect("kill redis-server");
+        child.wait().expect("reap redis-server");
+    }
+
+    /// A fresh connection from the test's side, authenticated when needed.
+    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url().as_str())?;
+        if let Some(password) = &self.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        redis::Client::open(info)?.get_connection_with_timeout(Duration::from_secs(2))
+    }
+
+    /// Runs one command from the test's side.
+    pub fn query<T: redis::FromRedisValue>(&self, command: &mut redis::Cmd) -> T {
+        let mut connection = self.connection().expect("test connection to Redis");
+        command.query(&mut connection).expect("test command")
+    }
+
+    /// The integer under `key`, or `None` when the key does not exist.
+    pub fn counter(&self, key: &str) -> Option<i64> {
+        self.query(redis::cmd("GET").arg(key))
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// Output lines of a child process, appended by a reader thread as they arrive.
+#[derive(Clone, Default)]
+struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn collect_from(stream: impl Read + Send + 'static) -> Self {
+        let lines = Self::default();
+        let sink = lines.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                let (list, arrived) = &*sink.0;
+                list.lock().unwrap().push(line);
+                arrived.notify_all();
+            }
+        });
+        lines
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.0.0.lock().unwrap().clone()
+    }
+
+    /// Waits until a line after the first `skip` ones satisfies `wanted`; returns its index.
+    fn wait_for(&self, skip: usize, wanted: &dyn Fn(&str) -> bool) -> Option<usize> {
+        let (list, arrived) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut list = list.lock().unwrap();
+        loop {
+            if let Some(found) = list.iter().skip(skip).position(|line| wanted(line)) {
+                return Some(skip + found);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            list = arrived.wait_timeout(list, left).unwrap().0;
+        }
+    }
+}
+
+/// A running `counter-worker` with a clean environment plus the variables a test gives.
+pub struct Worker {
+    child: Child,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+/// Runs the binary under test with only `env` set and waits for it to exit.
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
+    let output = worker_command(args, env)
+        .output()
+        .expect("run counter-worker");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn worker_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_counter-worker"));
+    command.args(args).env_clear().envs(env.iter().copied());
+    command
+}
+
+impl Worker {
+    /// Starts the worker with only `env` set (no inherited `REDIS_URL` or `RUST_LOG`).
+    pub fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = worker_command(&[], env)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start counter-worker");
+        let stdout = Lines::collect_from(child.stdout.take().unwrap());
+        let stderr = Lines::collect_from(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Everything the worker has written to stdout and stderr so far.
+    pub fn output(&self) -> String {
+        let mut all = self.stdout.snapshot();
+        all.extend(self.stderr.snapshot());
+        all.join("\n")
+    }
+
+    /// Waits for a stdout line containing every one of `parts`; returns the line.
+    pub fn wait_for_line(&self, parts: &[&str]) -> String {
+        self.wait_for_line_after(0, parts).1
+    }
+
+    /// Like [`Self::wait_for_line`], but only among lines after the first `skip`;
+    /// returns the line's index too, to wait for a later one.
+    pub fn wait_for_line_after(&self, skip: usize, parts: &[&str]) -> (usize, String) {
+        let wanted = |line: &str| parts.iter().all(|part| line.contains(part));
+        match self.stdout.wait_for(skip, &wanted) {
+            Some(index) => (index, self.stdout.snapshot()[index].clone()),
+            None => panic!(
+                "no line with {parts:?} within {PATIENCE:?}; output:\n{}",
+                self.output()
+            ),
+        }
+    }
+
+    /// Waits until the worker logs `Contador atual: {count}`.
+    pub fn wait_for_count(&self, count: i64) -> String {
+        self.wait_for_line(&[&format!("Contador atual: {count} ")])
+    }
+
+    /// The counts logged so far, in order.
+    pub fn counts(&self) -> Vec<i64> {
+        self.stdout
+            .snapshot()
+            .iter()
+            .filter_map(|line| logged_count(line))
+            .collect()
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .try_wait()
+            .expect("poll counter-worker")
+            .is_none()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`) to the worker.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
+        // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
+        let sent = unsafe { libc::kill(pid, signal) };
+        assert_eq!(sent, 0, "kill({pid}, {signal}) failed");
+    }
+
+    /// Waits for the worker to exit, failing the test after [`PATIENCE`].
+    pub fn wait_for_exit(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("poll counter-worker") {
+                return status;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        panic!(
+            "counter-worker still running after {PATIENCE:?}; output:\n{}",
+            self.output()
+        );
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `N` of a `Contador atual: N` text log line.
+pub fn logged_count(line: &str) -> Option<i64> {
+    let (_, rest) = line.split_once("Contador atual: ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// A file holding `contents`, kept alive as long as the returned handle.
+pub fn file_with(contents: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), contents).expect("write temp file");
+    file
+}
+
+/// The path of `file` as the `&str` an environment variable needs.
+pub fn path_str(file: &Path) -> &str {
+    file.to_str().expect("temp paths are UTF-8")
+}
+
+/// A TCP server that accepts connections and never answers: a black-holed Redis.
+pub struct SilentServer {
+    port: u16,
+}
+
+impl SilentServer {
+    pub fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        thread::spawn(move || {
+            // Keep accepted sockets open, and silent, for the life of the test process.
+            let mut held: Vec<TcpStream> = Vec::new();
+            for stream in listener.incoming().flatten() {
+                held.push(stream);
+            }
+        });
+        Self { port }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}

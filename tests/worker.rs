@@ -1,0 +1,380 @@
+//! The worker's runtime contract, checked end to end: the real binary against a real
+//! `redis-server`, through outages, bad replies, wrong passwords and signals.
+
+mod support;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use support::{PATIENCE, RedisServer, SilentServer, Worker, file_with, path_str};
+
+/// Short ticks keep the suite quick; the default of 2 s is checked in its own test.
+const FAST: &str = "100ms";
+
+fn fast_worker(redis: &RedisServer, extra: &[(&str, &str)]) -> Worker {
+    let url = redis.url();
+    let mut env = vec![("REDIS_URL", url.as_str()), ("INTERVAL", FAST)];
+    env.extend_from_slice(extra);
+    Worker::start(&env)
+}
+
+#[test]
+fn counts_in_redis_and_logs_each_value() {
+    let redis = RedisServer::start();
+    let worker = fast_worker(&redis, &[]);
+    worker.wait_for_count(3);
+    let logged = worker.counts();
+    assert_eq!(logged[..3], [1, 2, 3], "the counter never jumps");
+    let stored = redis
+        .counter("contador")
+        .expect("the default key is contador");
+    assert!(stored >= 3, "Redis holds {stored}");
+}
+
+#[test]
+fn the_default_interval_is_two_seconds() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[("REDIS_URL", url.as_str())]);
+    worker.wait_for_line(&["interval=2s"]);
+    worker.wait_for_count(1);
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(worker.counts(), [1], "no second INCR before two seconds");
+}
+
+#[test]
+fn uses_the_configured_key_and_interval() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[
+        ("REDIS_URL", url.as_str()),
+        ("COUNTER_KEY", "visits:home"),
+        ("INTERVAL", "400ms"),
+    ]);
+    let mut arrivals = Vec::new();
+    for count in 1..=4 {
+        worker.wait_for_count(count);
+        arrivals.push(Instant::now());
+    }
+    for pair in arrivals.windows(2) {
+        let gap = pair[1] - pair[0];
+        // A generous lower bound: ticks can come late, never early.
+        assert!(gap >= Duration::from_millis(300), "ticks {gap:?} apart");
+    }
+    assert!(redis.counter("visits:home").unwrap() >= 4);
+    assert_eq!(redis.counter("contador"), None, "only the configured key");
+}
+
+#[test]
+fn json_logs_carry_the_count_and_key_as_fields() {
+    let redis = RedisServer::start();
+    let worker = fast_worker(&redis, &[("LOG_FORMAT", "json"), ("COUNTER_KEY", "k")]);
+    let line = worker.wait_for_line(&["Contador atual: 2"]);
+    let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object a line");
+    assert_eq!(event["count"], 2);
+    assert_eq!(event["key"], "k");
+    assert_eq!(event["level"], "INFO");
+    for line in worker.output().lines() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+    }
+}
+
+#[test]
+fn waits_for_a_redis_that_is_absent_at_start() {
+    let mut redis = RedisServer::not_started(None);
+    let mut worker = fast_worker(&redis, &[]);
+    worker.wait_for_line(&["cannot reach Redis", "retrying"]);
+    assert!(worker.is_running());
+    redis.launch();
+    worker.wait_for_count(1);
+    assert_eq!(redis.counter("contador"), Some(worker.counts()[0]));
+}
+
+#[test]
+fn survives_redis_being_killed_and_restarted() {
+    let mut redis = RedisServer::start();
+    let mut worker = fast_worker(&redis, &[]);
+    worker.wait_for_count(3);
+    redis.kill();
+    let (outage, _) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
+    let last_before = *worker.counts().last().unwrap();
+    assert!(worker.is_running(), "Redis down must not stop the worker");
+    redis.launch();
+    let (_, line) = worker.wait_for_line_after(outage, &["Contador atual: "]);
+    let first_after = support::logged_count(&line).unwrap();
+    // Redis persists every write, so counting continues rather than starting over.
+    assert!(
+        first_after > last_before,
+        "{first_after} after {last_before}"
+    );
+    worker.wait_for_count(first_after + 1);
+}
+
+#[test]
+fn a_key_of_the_wrong_type_is_reported_and_left_untouched() {
+    let redis = RedisServer::start();
+    redis.query::<()>(redis::cmd("RPUSH").arg("jobs").arg("keep-me"));
+    let mut worker = fast_worker(&redis, &[("COUNTER_KEY", "jobs")]);
+    let (first, line) = worker.wait_for_line_after(0, &["ERROR", "WRONGTYPE", "key=jobs"]);
+    assert!(line.contains("Redis refused INCR"), "{line}");
+    worker.wait_for_line_after(first + 1, &["WRONGTYPE"]);
+    assert!(worker.is_running());
+    let kept: Vec<String> = redis.query(redis::cmd("LRANGE").arg("jobs").arg(0).arg(-1));
+    assert_eq!(kept, ["keep-me"], "the worker never overwrites a key");
+
+    // Once someone fixes the key, the next tick counts.
+    redis.query::<()>(redis::cmd("DEL").arg("jobs"));
+    worker.wait_for_count(1);
+}
+
+#[test]
+fn authenticates_with_the_password_file_over_the_url_password() {
+    let redis = RedisServer::start_with_password(Some("s3cret-from-file"));
+    let password = file_with("s3cret-from-file\n");
+    let url = format!("redis://:stale-url-password@127.0.0.1:{}", redis.port());
+    let worker = Worker::start(&[
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_PASSWORD_FILE", path_str(password.path())),
+        ("INTERVAL", FAST),
+    ]);
+    worker.wait_for_count(2);
+    assert!(redis.counter("contador").unwrap() >= 2);
+    let output = worker.output();
+    assert!(!output.contains("s3cret-from-file"), "{output}");
+    assert!(!output.contains("stale-url-password"), "{output}");
+}
+
+#[test]
+fn a_wrong_password_is_a_clear_error_not_a_crash() {
+    let redis = RedisServer::start_with_password(Some("right-password"));
+    let password = file_with("wrong-password-value\n");
+    let mut worker = fast_worker(
+        &redis,
+        &[("REDIS_PASSWORD_FILE", path_str(password.path()))],
+    );
+    let (first, line) = worker.wait_for_line_after(0, &["ERROR", "Redis refused the connection"]);
+    assert!(line.to_lowercase().contains("authentication"), "{line}");
+    worker.wait_for_line_after(first + 1, &["Redis refused the connection"]);
+    assert!(worker.is_running());
+    assert_eq!(redis.counter("contador"), None);
+    assert!(!worker.output().contains("wrong-password-value"));
+}
+
+#[test]
+fn a_black_holed_redis_cannot_hang_the_worker() {
+    let silent = SilentServer::start();
+    let url = silent.url();
+    let mut worker = Worker::start(&[("REDIS_URL", url.as_str()), ("INTERVAL", FAST)]);
+    let (first, line) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
+    assert!(line.contains("timed out"), "{line}");
+    worker.wait_for_line_after(first + 1, &["cannot reach Redis"]);
+    assert!(worker.is_running());
+}
+
+#[test]
+fn a_paused_redis_times_out_then_counting_resumes() {
+    let redis = RedisServer::start();
+    let worker = fast_worker(&redis, &[]);
+    worker.wait_for_count(2);
+    // Hold every write for 4 s: longer than the response timeout.
+    redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(4_000).arg("WRITE"));
+    let (lost, line) = worker.wait_for_line_after(0, &["lost the connection to Redis"]);
+    assert!(line.contains("timed out"), "{line}");
+    worker.wait_for_line_after(lost, &["Contador atual: "]);
+}
+
+#[test]
+fn healthcheck_exit_codes_follow_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let (status, _, stderr) = support::run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+
+    let dead = format!("redis://127.0.0.1:{}", support::free_port());
+    let (status, _, stderr) = support::run_to_exit(&["healthcheck", "--redis-url", &dead], &[]);
+    assert_eq!(status.code(), Some(1));
+    assert!(stderr.contains("did not answer PING"), "{stderr}");
+
+    let locked = RedisServer::start_with_password(Some("pw-needed"));
+    let url = locked.url();
+    let (status, _, stderr) = support::run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "PING without the password: {stderr}"
+    );
+}
+
+#[test]
+fn healthcheck_gives_up_on_a_black_holed_redis() {
+    let silent = SilentServer::start();
+    let url = silent.url();
+    let started = Instant::now();
+    let (status, _, stderr) = support::run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(started.elapsed() < PATIENCE);
+}
+
+fn assert_stops_cleanly(worker: &mut Worker, signal: libc::c_int, name: &str) {
+    worker.signal(signal);
+    let status = worker.wait_for_exit();
+    assert_eq!(status.code(), Some(0), "{name} must exit 0");
+    worker.wait_for_line(&[&format!("stopped on {name}")]);
+}
+
+#[test]
+fn sigterm_stops_at_once_mid_interval() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    // With a one-minute interval, only an immediate stop returns within PATIENCE.
+    let mut worker = Worker::start(&[("REDIS_URL", url.as_str()), ("INTERVAL", "1m")]);
+    worker.wait_for_count(1);
+    assert_stops_cleanly(&mut worker, libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigint_stops_like_sigterm() {
+    let redis = RedisServer::start();
+    let mut worker = fast_worker(&redis, &[]);
+    worker.wait_for_count(1);
+    assert_stops_cleanly(&mut worker, libc::SIGINT, "SIGINT");
+}
+
+#[test]
+fn sigterm_stops_a_worker_still_waiting_for_redis() {
+    let redis = RedisServer::not_started(None);
+    let mut worker = fast_worker(&redis, &[]);
+    worker.wait_for_line(&["cannot reach Redis"]);
+    assert_stops_cleanly(&mut worker, libc::SIGTERM, "SIGTERM");
+}
+
+/// A command line and environment that must be refused, and what the message must say.
+struct BadSetting {
+    args: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    says: &'static str,
+}
+
+const BAD_SETTINGS: &[BadSetting] = &[
+    BadSetting {
+        args: &[],
+        env: &[("INTERVAL", "0s")],
+        says: r#"invalid INTERVAL "0s""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("INTERVAL", "2 days")],
+        says: r#"invalid INTERVAL "2 days""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("INTERVAL", "soon")],
+        says: r#"invalid INTERVAL "soon""#,
+    },
+    BadSetting {
+        args: &["--interval", "-1s"],
+        env: &[],
+        says: r#"invalid --interval "-1s""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("COUNTER_KEY", "")],
+        says: r#"invalid COUNTER_KEY """#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("LOG_FORMAT", "xml")],
+        says: r#"invalid LOG_FORMAT "xml""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_URL", "http://redis")],
+        says: r#"invalid REDIS_URL "http://redis""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_URL", "rediss://redis")],
+        says: "TLS",
+    },
+    BadSetting {
+        args: &["--redis-url", "redis//x"],
+        env: &[],
+        says: r#"invalid --redis-url "redis//x""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_PASSWORD_FILE", "/no/such/file")],
+        says: r#"invalid REDIS_PASSWORD_FILE "/no/such/file""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("RUST_LOG", "=^=")],
+        says: r#"invalid RUST_LOG "=^=""#,
+    },
+    BadSetting {
+        args: &["--no-such-flag"],
+        env: &[],
+        says: "'--no-such-flag'",
+    },
+];
+
+#[test]
+fn bad_settings_exit_2_with_one_line_naming_the_setting() {
+    for BadSetting { args, env, says } in BAD_SETTINGS {
+        let (status, stdout, stderr) = support::run_to_exit(args, env);
+        assert_eq!(status.code(), Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?} {env:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stdout.is_empty(), "nothing on stdout: {stdout}");
+    }
+}
+
+#[test]
+fn a_bad_setting_stops_the_worker_before_it_connects() {
+    let redis = RedisServer::start();
+    let mut observer = redis.connection().unwrap();
+    let connections = |observer: &mut redis::Connection| -> String {
+        let info: String = redis::cmd("INFO").arg("stats").query(observer).unwrap();
+        info.lines()
+            .find(|line| line.starts_with("total_connections_received:"))
+            .unwrap()
+            .to_owned()
+    };
+    let before = connections(&mut observer);
+    let url = redis.url();
+    let (status, _, _) = support::run_to_exit(&[], &[("REDIS_URL", &url), ("INTERVAL", "never")]);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(connections(&mut observer), before, "no connection attempt");
+}
+
+#[test]
+fn a_rejected_url_never_echoes_its_password() {
+    let (status, _, stderr) =
+        support::run_to_exit(&[], &[("REDIS_URL", "redis://admin:topsecret@redis:port")]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.contains("redis://admin:***@redis:port"), "{stderr}");
+    assert!(!stderr.contains("topsecret"), "{stderr}");
+}
+
+#[test]
+fn help_and_version_work() {
+    let (status, stdout, _) = support::run_to_exit(&["--help"], &[]);
+    assert_eq!(status.code(), Some(0));
+    for setting in [
+        "--redis-url",
+        "REDIS_URL",
+        "COUNTER_KEY",
+        "INTERVAL",
+        "LOG_FORMAT",
+    ] {
+        assert!(stdout.contains(setting), "--help lists {setting}");
+    }
+    assert!(stdout.contains("REDIS_PASSWORD_FILE") && stdout.contains("healthcheck"));
+    let (status, stdout, _) = support::run_to_exit(&["--version"], &[]);
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        stdout.trim(),
+        format!("counter-worker {}", env!("CARGO_PKG_VERSION"))
+    );
+}
