@@ -4,6 +4,8 @@
 //! The binary (`main.rs`) only wires these modules together; the logic lives here, where
 //! the tests reach it.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod connection;
 pub mod health;
