@@ -1,0 +1,104 @@
+{
+  description = "counter-worker: INCR a Redis key on a fixed schedule, shipped as a static binary in a distroless image";
+
+  inputs = {
+    nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
+
+    # crane has no inputs of its own, so there is nothing for it to follow.
+    crane.url = "github:ipetkov/crane";
+
+    rust-overlay = {
+      url = "github:oxalica/rust-overlay";
+      inputs.nixpkgs.follows = "nixpkgs";
+    };
+
+    advisory-db = {
+      url = "github:rustsec/advisory-db";
+      flake = false;
+    };
+  };
+
+  outputs = { self, nixpkgs, crane, rust-overlay, advisory-db }:
+    let
+      inherit (nixpkgs) lib;
+
+      # The systems we build on, each with what Rust and OCI call the platform the worker
+      # is built for there: musl, linked statically, so that the image needs no libc.
+      platforms = {
+        x86_64-linux = { target = "x86_64-unknown-linux-musl"; architecture = "amd64"; };
+        aarch64-linux = { target = "aarch64-unknown-linux-musl"; architecture = "arm64"; };
+      };
+
+      # Everything one build system produces; the outputs below only pick from it.
+      build = system: platform:
+        let
+          pkgs = import nixpkgs {
+            inherit system;
+            overlays = [ rust-overlay.overlays.default ];
+          };
+
+          imageOf = worker: architecture: import ./nix/image.nix {
+            inherit pkgs worker architecture;
+            revision = self.rev or null;
+          };
+
+          crate = import ./nix/package.nix { inherit crane pkgs; inherit (platform) target; };
+
+          # arm64 from an x86_64 machine with no arm64 builder: only the worker is
+          # cross-compiled (crane sets the cross linker); the image needs no arm64 code.
+          crateAarch64 = import ./nix/package.nix {
+            inherit crane;
+            pkgs = pkgs.pkgsCross.aarch64-multiplatform-musl;
+            inherit (platforms.aarch64-linux) target;
+          };
+        in
+        {
+          inherit pkgs crate;
+          image = imageOf crate.worker platform.architecture;
+          checks = import ./nix/checks.nix { inherit pkgs crate advisory-db; };
+
+          cross = lib.optionalAttrs (system == "x86_64-linux") {
+            worker-aarch64 = crateAarch64.worker;
+            image-aarch64 = (imageOf crateAarch64.worker platforms.aarch64-linux.architecture).archive;
+          };
+        };
+
+      perSystem = lib.mapAttrs build platforms;
+      forAllSystems = f: lib.mapAttrs (_: f) perSystem;
+    in
+    {
+      packages = forAllSystems (s: {
+        default = s.crate.worker;
+        worker = s.crate.worker;
+        image = s.image.archive;
+      } // s.cross);
+
+      checks = forAllSystems (s: s.checks // {
+        image-vm = import ./nix/vm-test.nix { inherit (s) pkgs; image = s.image.archive; };
+      });
+
+      apps = forAllSystems (s: {
+        default = {
+          type = "app";
+          program = "${s.crate.worker}/bin/counter-worker";
+          meta.description = "Run the worker; settings come from the environment (see --help)";
+        };
+        load-image = {
+          type = "app";
+          program = "${s.image.load}";
+          meta.description = "Build the image and load it into Docker as counter-worker:latest";
+        };
+      });
+
+      # Inherits the inputs of every check but the VM test, which would put a VM in the shell.
+      devShells = forAllSystems (s: {
+        default = import ./nix/shell.nix { inherit (s) pkgs crate checks; };
+      });
+
+      # nixpkgs-fmt, as scripts/check-nix runs it. Newer `nix fmt` passes no path when
+      # given none, and nixpkgs-fmt would then wait for standard input: format the tree.
+      formatter = forAllSystems (s: s.pkgs.writeShellScriptBin "nixpkgs-fmt" ''
+        exec ${s.pkgs.nixpkgs-fmt}/bin/nixpkgs-fmt "''${@:-.}"
+      '');
+    };
+}
