@@ -23,7 +23,7 @@ impl RedisTarget {
     /// the URL (the `REDIS_PASSWORD_FILE` rule).
     ///
     /// The error is a reason for a person, without the URL itself: the caller names the
-    /// setting and shows [`redact`]ed value.
+    /// setting and shows the [`redact`]ed value.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
         let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
         match parsed.scheme() {
