@@ -11,9 +11,9 @@ use support::{PATIENCE, RedisServer, SilentServer, Worker, file_with, path_str};
 /// Short ticks keep the suite quick; the default of 2 s is checked in its own test.
 const FAST: &str = "100ms";
 
-fn fast_worker(redis: &RedisServer, extra: &[(&str, &str)]) -> Worker {
-    let url = redis.url();
-    let mut env = vec![("REDIS_URL", url.as_str()), ("INTERVAL", FAST)];
+/// A worker for the Redis at `url`, ticking every [`FAST`], with `extra` settings.
+fn fast_worker(url: &str, extra: &[(&str, &str)]) -> Worker {
+    let mut env = vec![("REDIS_URL", url), ("INTERVAL", FAST)];
     env.extend_from_slice(extra);
     Worker::start(&env)
 }
@@ -21,7 +21,7 @@ fn fast_worker(redis: &RedisServer, extra: &[(&str, &str)]) -> Worker {
 #[test]
 fn counts_in_redis_and_logs_each_value() {
     let redis = RedisServer::start();
-    let worker = fast_worker(&redis, &[]);
+    let worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(3);
     let logged = worker.counts();
     assert_eq!(logged[..3], [1, 2, 3], "the counter never jumps");
@@ -68,7 +68,10 @@ fn uses_the_configured_key_and_interval() {
 #[test]
 fn json_logs_carry_the_count_and_key_as_fields() {
     let redis = RedisServer::start();
-    let worker = fast_worker(&redis, &[("LOG_FORMAT", "json"), ("COUNTER_KEY", "k")]);
+    let worker = fast_worker(
+        &redis.url(),
+        &[("LOG_FORMAT", "json"), ("COUNTER_KEY", "k")],
+    );
     let line = worker.wait_for_line(&["Contador atual: 2"]);
     let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object a line");
     assert_eq!(event["count"], 2);
@@ -83,7 +86,7 @@ fn json_logs_carry_the_count_and_key_as_fields() {
 #[test]
 fn waits_for_a_redis_that_is_absent_at_start() {
     let mut redis = RedisServer::not_started(None);
-    let mut worker = fast_worker(&redis, &[]);
+    let mut worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_line(&["cannot reach Redis", "retrying"]);
     assert!(worker.is_running());
     redis.launch();
@@ -94,7 +97,7 @@ fn waits_for_a_redis_that_is_absent_at_start() {
 #[test]
 fn survives_redis_being_killed_and_restarted() {
     let mut redis = RedisServer::start();
-    let mut worker = fast_worker(&redis, &[]);
+    let mut worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(3);
     redis.kill();
     let (outage, _) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
@@ -115,7 +118,7 @@ fn survives_redis_being_killed_and_restarted() {
 fn a_key_of_the_wrong_type_is_reported_and_left_untouched() {
     let redis = RedisServer::start();
     redis.query::<()>(redis::cmd("RPUSH").arg("jobs").arg("keep-me"));
-    let mut worker = fast_worker(&redis, &[("COUNTER_KEY", "jobs")]);
+    let mut worker = fast_worker(&redis.url(), &[("COUNTER_KEY", "jobs")]);
     let (first, line) = worker.wait_for_line_after(0, &["ERROR", "WRONGTYPE", "key=jobs"]);
     assert!(line.contains("Redis refused INCR"), "{line}");
     worker.wait_for_line_after(first + 1, &["WRONGTYPE"]);
@@ -133,11 +136,7 @@ fn authenticates_with_the_password_file_over_the_url_password() {
     let redis = RedisServer::start_with_password(Some("s3cret-from-file"));
     let password = file_with("s3cret-from-file\n");
     let url = format!("redis://:stale-url-password@127.0.0.1:{}", redis.port());
-    let worker = Worker::start(&[
-        ("REDIS_URL", url.as_str()),
-        ("REDIS_PASSWORD_FILE", path_str(password.path())),
-        ("INTERVAL", FAST),
-    ]);
+    let worker = fast_worker(&url, &[("REDIS_PASSWORD_FILE", path_str(password.path()))]);
     worker.wait_for_count(2);
     assert!(redis.counter("contador").unwrap() >= 2);
     let output = worker.output();
@@ -150,7 +149,7 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
     let redis = RedisServer::start_with_password(Some("right-password"));
     let password = file_with("wrong-password-value\n");
     let mut worker = fast_worker(
-        &redis,
+        &redis.url(),
         &[("REDIS_PASSWORD_FILE", path_str(password.path()))],
     );
     let (first, line) = worker.wait_for_line_after(0, &["ERROR", "Redis refused the connection"]);
@@ -164,8 +163,7 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
 #[test]
 fn a_black_holed_redis_cannot_hang_the_worker() {
     let silent = SilentServer::start();
-    let url = silent.url();
-    let mut worker = Worker::start(&[("REDIS_URL", url.as_str()), ("INTERVAL", FAST)]);
+    let mut worker = fast_worker(&silent.url(), &[]);
     let (first, line) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
     assert!(line.contains("timed out"), "{line}");
     worker.wait_for_line_after(first + 1, &["cannot reach Redis"]);
@@ -175,7 +173,7 @@ fn a_black_holed_redis_cannot_hang_the_worker() {
 #[test]
 fn a_paused_redis_times_out_then_counting_resumes() {
     let redis = RedisServer::start();
-    let worker = fast_worker(&redis, &[]);
+    let worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(2);
     // Hold every write for 4 s: longer than the response timeout.
     redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(4_000).arg("WRITE"));
@@ -191,7 +189,7 @@ fn healthcheck_exit_codes_follow_redis() {
     let (status, _, stderr) = support::run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
     assert_eq!(status.code(), Some(0), "{stderr}");
 
-    let dead = format!("redis://127.0.0.1:{}", support::free_port());
+    let dead = support::loopback_url(support::free_port());
     let (status, _, stderr) = support::run_to_exit(&["healthcheck", "--redis-url", &dead], &[]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("did not answer PING"), "{stderr}");
@@ -236,7 +234,7 @@ fn sigterm_stops_at_once_mid_interval() {
 #[test]
 fn sigint_stops_like_sigterm() {
     let redis = RedisServer::start();
-    let mut worker = fast_worker(&redis, &[]);
+    let mut worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(1);
     assert_stops_cleanly(&mut worker, libc::SIGINT, "SIGINT");
 }
@@ -244,7 +242,7 @@ fn sigint_stops_like_sigterm() {
 #[test]
 fn sigterm_stops_a_worker_still_waiting_for_redis() {
     let redis = RedisServer::not_started(None);
-    let mut worker = fast_worker(&redis, &[]);
+    let mut worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_line(&["cannot reach Redis"]);
     assert_stops_cleanly(&mut worker, libc::SIGTERM, "SIGTERM");
 }

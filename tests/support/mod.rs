@@ -5,8 +5,6 @@
 //! Every test gets its own Redis, so tests run in parallel without sharing keys. Both
 //! kinds of process are killed when their handle is dropped, also when a test fails.
 
-#![allow(dead_code)] // Each test file uses a different part of the harness.
-
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -15,6 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use counter_worker::redis_target::RedisTarget;
 use tempfile::TempDir;
 
 /// Long enough for a loaded 2-core CI machine; these bound waits, they measure nothing.
@@ -54,7 +53,7 @@ impl RedisServer {
 
     /// The URL the worker should use; it carries no password.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        loopback_url(self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -112,12 +111,10 @@ impl RedisServer {
 
     /// A fresh connection from the test's side, authenticated when needed.
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url().as_str())?;
-        if let Some(password) = &self.password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
-        }
-        redis::Client::open(info)?.get_connection_with_timeout(Duration::from_secs(2))
+        RedisTarget::new(&self.url(), self.password.as_deref())
+            .expect("the harness's own URL is valid")
+            .client()
+            .get_connection_with_timeout(Duration::from_secs(2))
     }
 
     /// Runs one command from the test's side.
@@ -143,6 +140,11 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The URL of a Redis on this machine's loopback interface.
+pub fn loopback_url(port: u16) -> String {
+    format!("redis://127.0.0.1:{port}")
 }
 
 /// A loopback port nobody listens on right now.
@@ -346,6 +348,6 @@ impl SilentServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        loopback_url(self.port)
     }
 }
