@@ -28,10 +28,7 @@ pub async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, Redi
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT));
-    target
-        .client()
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
+    target.connect(&config).await
 }
 
 /// Connects to `target`, retrying with [`reconnect_backoff`] until it answers; `None`

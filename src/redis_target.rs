@@ -6,7 +6,8 @@
 
 use std::fmt;
 
-use redis::{Client, ConnectionInfo, IntoConnectionInfo};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisResult};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -57,6 +58,20 @@ impl RedisTarget {
     /// The Redis client for this target; cheap to clone, opens no connection by itself.
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Opens one connection to the Redis that this target names right now, with the
+    /// timeouts of `config`.
+    ///
+    /// Every connection the worker and the health check make goes through here, so a
+    /// target that has to look its server up first (Sentinel) changes this one place.
+    pub async fn connect(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<MultiplexedConnection> {
+        self.client
+            .get_multiplexed_async_connection_with_config(config)
+            .await
     }
 }
 
