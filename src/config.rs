@@ -4,20 +4,33 @@
 //! A bad value becomes one [`ConfigError`] line that names the setting the way the user
 //! gave it (`--interval` or `INTERVAL`) and echoes the value, with any password masked.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::path::Path;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
+use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::redis_target::{RedisTarget, redact};
+use crate::worker::ReplicaWait;
 
 /// The longest accepted interval; anything longer is almost certainly a typo.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The shortest accepted interval: below it the worker would only load Redis.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
+/// The longest `WAIT` timeout: a tick must end, whatever the replicas do.
+pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The largest password file read; a secret is a line, not a document.
+pub const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
 
 const PASSWORD_FILE_ENV: &str = "REDIS_PASSWORD_FILE";
 const LOG_FILTER_ENV: &str = "RUST_LOG";
@@ -49,15 +62,31 @@ const LOG_FORMAT: Setting = Setting {
     flag: "--log-format",
     env: "LOG_FORMAT",
 };
+const WAIT_REPLICAS: Setting = Setting {
+    id: "wait_replicas",
+    flag: "--wait-replicas",
+    env: "WAIT_REPLICAS",
+};
+const WAIT_TIMEOUT: Setting = Setting {
+    id: "wait_timeout",
+    flag: "--wait-timeout",
+    env: "WAIT_TIMEOUT",
+};
+const HEALTH_FILE: Setting = Setting {
+    id: "health_file",
+    flag: "--health-file",
+    env: "HEALTH_FILE",
+};
 
 const AFTER_HELP: &str = "\
 Other environment variables:
   REDIS_PASSWORD_FILE  File holding the Redis password (e.g. a Docker secret); a trailing
                        newline is ignored and it overrides a password in the URL
-  RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug [default: info]
+  RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug,redis=warn
+                       [default: info]
 
-Exit status: 0 after SIGTERM/SIGINT or a healthy check, 1 when the check fails,
-2 for invalid configuration.";
+Exit status: 0 after SIGTERM/SIGINT/SIGHUP or a healthy check, 1 when the check fails
+or the process cannot start, 2 for invalid configuration.";
 
 // Help lists each variable by name only (`hide_env_values`): a URL may hold a password.
 
@@ -70,28 +99,53 @@ struct Cli {
 
     /// Redis server to count in (redis:// only)
     #[arg(long, env = REDIS_URL.env, default_value = "redis://redis:6379",
-          hide_env_values = true, global = true)]
-    redis_url: String,
+          hide_env_values = true, global = true, value_parser = raw())]
+    redis_url: OsString,
 
     /// Key to increment
     #[arg(long, env = KEY.env, default_value = "contador",
-          hide_env_values = true, global = true)]
-    key: String,
+          hide_env_values = true, global = true, value_parser = raw())]
+    key: OsString,
 
-    /// Time between increments, e.g. 250ms, 2s, 1m (at most 1 day)
+    /// Time between increments, e.g. 250ms, 2s, 1m (at least 1ms, at most 1 day)
     #[arg(long, env = INTERVAL.env, default_value = "2s",
-          hide_env_values = true, global = true, allow_hyphen_values = true)]
-    interval: String,
+          hide_env_values = true, global = true, allow_hyphen_values = true,
+          value_parser = raw())]
+    interval: OsString,
 
     /// Log output: text or json
     #[arg(long, env = LOG_FORMAT.env, default_value = "text",
-          hide_env_values = true, global = true)]
-    log_format: String,
+          hide_env_values = true, global = true, value_parser = raw())]
+    log_format: OsString,
+
+    /// Replicas that must acknowledge each INCR (Redis WAIT); 0 sends no WAIT
+    #[arg(long, env = WAIT_REPLICAS.env, default_value = "0",
+          hide_env_values = true, global = true, allow_hyphen_values = true,
+          value_parser = raw())]
+    wait_replicas: OsString,
+
+    /// How long Redis waits for those replicas, e.g. 500ms
+    #[arg(long, env = WAIT_TIMEOUT.env, default_value = "500ms",
+          hide_env_values = true, global = true, allow_hyphen_values = true,
+          value_parser = raw())]
+    wait_timeout: OsString,
+
+    /// File where the worker records its progress for `healthcheck` (in a tmpfs); empty: none
+    #[arg(long, env = HEALTH_FILE.env, default_value = DEFAULT_HEALTH_FILE,
+          hide_env_values = true, global = true, value_parser = raw())]
+    health_file: OsString,
+}
+
+/// Settings are taken as raw bytes and decoded by [`Config::from_sources`], so a value
+/// that is not UTF-8 gets the same one-line error, naming its setting, as any other.
+fn raw() -> clap::builder::OsStringValueParser {
+    clap::builder::OsStringValueParser::new()
 }
 
 #[derive(Debug, Subcommand)]
 enum CliCommand {
-    /// PING Redis once (2 s deadline): exit 0 on PONG, 1 otherwise; for container healthchecks
+    /// Exit 0 when the worker beside it is counting, 1 when it is frozen or stuck; with no
+    /// live worker, PING Redis (2 s deadline); for container healthchecks
     Healthcheck,
 }
 
@@ -100,7 +154,8 @@ enum CliCommand {
 pub enum Command {
     /// Count until SIGTERM or SIGINT.
     Run,
-    /// Check once that Redis answers, for a healthcheck in a shell-less image.
+    /// Check once that the worker beside it counts (or that Redis answers), for a
+    /// healthcheck in a shell-less image.
     Healthcheck,
 }
 
@@ -122,12 +177,17 @@ pub struct Config {
     pub redis: RedisTarget,
     /// The key to `INCR`; never empty.
     pub key: String,
-    /// Time between ticks; more than zero and at most [`MAX_INTERVAL`].
+    /// Time between ticks; from [`MIN_INTERVAL`] to [`MAX_INTERVAL`].
     pub interval: Duration,
     /// Log line format.
     pub log_format: LogFormat,
     /// Which events to log (`RUST_LOG`, `info` by default).
-    pub log_filter: EnvFilter,
+    pub log_filter: Targets,
+    /// Replica acknowledgements to wait for after each `INCR`; `None` for none.
+    pub replica_wait: Option<ReplicaWait>,
+    /// Where the worker records its progress and the health check reads it; `None`
+    /// when switched off.
+    pub health_file: Option<PathBuf>,
 }
 
 /// Why the configuration was refused; its `Display` is the single line the user sees.
@@ -182,21 +242,34 @@ impl Config {
         };
         let cli = Cli::from_arg_matches(&matches).map_err(|err| usage_error(&err))?;
         let given = |setting: &Setting| name_as_given(&matches, setting);
+        let text = |setting: &Setting, raw: &OsStr| -> Result<String, ConfigError> {
+            utf8(given(setting), raw)
+        };
 
         let password = env_text(&env, PASSWORD_FILE_ENV)?
             .filter(|path| !path.is_empty())
             .map(|path| read_password_file(Path::new(&path)))
             .transpose()?;
-        let redis = RedisTarget::new(&cli.redis_url, password.as_deref())
-            .map_err(invalid(given(&REDIS_URL), &redact(&cli.redis_url)))?;
-        let key = parse_key(&cli.key).map_err(invalid(given(&KEY), &cli.key))?;
-        let interval =
-            parse_interval(&cli.interval).map_err(invalid(given(&INTERVAL), &cli.interval))?;
-        let log_format = parse_log_format(&cli.log_format)
-            .map_err(invalid(given(&LOG_FORMAT), &cli.log_format))?;
+        let redis_url = text(&REDIS_URL, &cli.redis_url)?;
+        let redis = RedisTarget::new(&redis_url, password.as_deref())
+            .map_err(invalid(given(&REDIS_URL), &redact(&redis_url)))?;
+        let key = text(&KEY, &cli.key)?;
+        let key = parse_key(&key).map_err(invalid(given(&KEY), &key))?;
+        let interval = text(&INTERVAL, &cli.interval)?;
+        let interval = parse_interval(&interval).map_err(invalid(given(&INTERVAL), &interval))?;
+        let log_format = text(&LOG_FORMAT, &cli.log_format)?;
+        let log_format =
+            parse_log_format(&log_format).map_err(invalid(given(&LOG_FORMAT), &log_format))?;
         let log_filter = env_text(&env, LOG_FILTER_ENV)?.unwrap_or_default();
         let log_filter =
             parse_log_filter(&log_filter).map_err(invalid(LOG_FILTER_ENV, &log_filter))?;
+        let replicas = text(&WAIT_REPLICAS, &cli.wait_replicas)?;
+        let replicas =
+            parse_replicas(&replicas).map_err(invalid(given(&WAIT_REPLICAS), &replicas))?;
+        let wait_timeout = text(&WAIT_TIMEOUT, &cli.wait_timeout)?;
+        let wait_timeout = parse_wait_timeout(&wait_timeout)
+            .map_err(invalid(given(&WAIT_TIMEOUT), &wait_timeout))?;
+        let health_file = text(&HEALTH_FILE, &cli.health_file)?;
 
         Ok(Self {
             command: match cli.command {
@@ -208,6 +281,11 @@ impl Config {
             interval,
             log_format,
             log_filter,
+            replica_wait: (replicas > 0).then_some(ReplicaWait {
+                replicas,
+                timeout: wait_timeout,
+            }),
+            health_file: (!health_file.is_empty()).then(|| PathBuf::from(health_file)),
         })
     }
 }
@@ -243,23 +321,50 @@ fn usage_error(err: &clap::Error) -> ConfigError {
     )
 }
 
+/// `raw` as text, or the error naming `setting`.
+fn utf8(setting: &'static str, raw: &OsStr) -> Result<String, ConfigError> {
+    raw.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| invalid(setting, &raw.to_string_lossy())("not valid UTF-8".to_owned()))
+}
+
 fn env_text(
     env: &impl Fn(&str) -> Option<OsString>,
     name: &'static str,
 ) -> Result<Option<String>, ConfigError> {
-    env(name)
-        .map(|value| {
-            value
-                .into_string()
-                .map_err(|raw| invalid(name, &raw.to_string_lossy())("not valid UTF-8".to_owned()))
-        })
-        .transpose()
+    env(name).map(|value| utf8(name, &value)).transpose()
 }
 
 fn read_password_file(path: &Path) -> Result<String, ConfigError> {
     let invalid =
         |reason: &str| invalid(PASSWORD_FILE_ENV, &path.display().to_string())(reason.to_owned());
-    let bytes = std::fs::read(path).map_err(|err| invalid(&format!("cannot read it: {err}")))?;
+    // Non-blocking, so a FIFO cannot hang the start; then only a regular file (after
+    // symlinks, as Docker and Kubernetes mount secrets) is read, and only so much of it.
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
+    let metadata = file
+        .metadata()
+        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
+    if !metadata.is_file() {
+        return Err(invalid("not a regular file"));
+    }
+    if metadata.len() > MAX_PASSWORD_FILE_BYTES {
+        return Err(invalid(&format!(
+            "larger than {MAX_PASSWORD_FILE_BYTES} bytes; it should hold one password"
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_PASSWORD_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
+    if bytes.len() as u64 > MAX_PASSWORD_FILE_BYTES {
+        return Err(invalid(&format!(
+            "larger than {MAX_PASSWORD_FILE_BYTES} bytes; it should hold one password"
+        )));
+    }
     let text = String::from_utf8(bytes).map_err(|_| invalid("the file is not UTF-8 text"))?;
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
@@ -281,6 +386,9 @@ fn parse_interval(raw: &str) -> Result<Duration, String> {
     if interval.is_zero() {
         return Err("must be greater than zero".to_owned());
     }
+    if interval < MIN_INTERVAL {
+        return Err("must be at least 1ms".to_owned());
+    }
     if interval > MAX_INTERVAL {
         return Err("must be at most 1 day".to_owned());
     }
@@ -295,11 +403,39 @@ fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
     }
 }
 
-fn parse_log_filter(raw: &str) -> Result<EnvFilter, String> {
-    EnvFilter::builder()
-        .with_default_directive(LevelFilter::INFO.into())
-        .parse(raw)
-        .map_err(|err| format!("not a log filter ({err}); try info or counter_worker=debug"))
+/// `RUST_LOG` in its usual `target=level,…` form (a bare level sets the default).
+/// Targets not named log at `info` unless a bare level says otherwise.
+fn parse_log_filter(raw: &str) -> Result<Targets, String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(Targets::new().with_default(LevelFilter::INFO));
+    }
+    let targets: Targets = raw.parse().map_err(|err| {
+        format!("not a log filter ({err}); try info or counter_worker=debug,redis=warn")
+    })?;
+    Ok(match targets.default_level() {
+        Some(_) => targets,
+        None => targets.with_default(LevelFilter::INFO),
+    })
+}
+
+fn parse_replicas(raw: &str) -> Result<u32, String> {
+    raw.trim()
+        .parse()
+        .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
+}
+
+fn parse_wait_timeout(raw: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(raw.trim())
+        .map_err(|err| format!("not a duration ({err}); write it like 500ms or 1s"))?;
+    if timeout < Duration::from_millis(1) {
+        // WAIT 0 would block forever.
+        return Err("must be at least 1ms".to_owned());
+    }
+    if timeout > MAX_WAIT_TIMEOUT {
+        return Err("must be at most 1 minute".to_owned());
+    }
+    Ok(timeout)
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@
 
 pub mod config;
 pub mod connection;
+pub mod failure_log;
 pub mod health;
+pub mod health_state;
 pub mod logging;
 pub mod redis_target;
+pub mod resources;
 pub mod schedule;
 pub mod shutdown;
 pub mod worker;

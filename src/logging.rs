@@ -1,20 +1,214 @@
-//! Log output: human-readable lines for a terminal or `docker compose logs`, or one JSON
-//! object per line for a log pipeline. Both go to standard output, like the tutorial's
-//! `print`, and colours are used only when a person is watching a terminal.
+//! Log output that can never stop the worker: human-readable lines or one JSON object per
+//! line, on standard output, through a bounded queue that a thread of its own drains.
+//!
+//! A reader that stops reading (a stalled log driver, a full pipe) would block a plain
+//! `write` on the only runtime thread: no more `INCR`, and no reaction to SIGTERM. Here
+//! the runtime only ever *tries* to queue a line; when the queue is full the line is
+//! dropped and counted, never the count itself. Once output flows again the writer
+//! thread reports how many lines were lost, and the final line carries the total.
 
-use std::io::IsTerminal;
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::thread;
+use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
+use tracing::warn;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::LogFormat;
 
-/// Installs the global subscriber; call once, before anything is logged.
-pub fn init(format: LogFormat, filter: EnvFilter) {
+/// Lines the queue holds before new ones are dropped: about a minute of output at the
+/// fastest interval, and a few hundred kilobytes at most.
+pub const QUEUED_LINES: usize = 1024;
+
+/// How long the final flush waits for a stalled reader before the process exits anyway.
+pub const FINAL_FLUSH_PATIENCE: Duration = Duration::from_millis(300);
+
+/// The handle the program keeps to the log output: how many lines were lost, and the
+/// flush at exit.
+#[derive(Clone)]
+pub struct LogOutput {
+    queue: SyncSender<Message>,
+    dropped: Arc<AtomicU64>,
+}
+
+enum Message {
+    Line(Vec<u8>),
+    /// Answered once every line queued before it has been written.
+    Flush(SyncSender<()>),
+}
+
+impl LogOutput {
+    /// Log lines dropped so far because standard output was not being read.
+    pub fn dropped_lines(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits until everything logged so far is written, at most `patience`; false when
+    /// the reader is stalled and lines are still queued.
+    pub fn flush(&self, patience: Duration) -> bool {
+        let (done, written) = mpsc::sync_channel(1);
+        if self.queue.try_send(Message::Flush(done)).is_err() {
+            return false;
+        }
+        written.recv_timeout(patience).is_ok()
+    }
+
+    fn queue_line(&self, line: Vec<u8>) {
+        match self.queue.try_send(Message::Line(line)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// One formatted event; queued as a whole when tracing is done writing it.
+pub struct QueuedLine<'a> {
+    output: &'a LogOutput,
+    line: Vec<u8>,
+}
+
+impl Write for QueuedLine<'_> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        self.line.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for QueuedLine<'_> {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.output.queue_line(std::mem::take(&mut self.line));
+        }
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogOutput {
+    type Writer = QueuedLine<'a>;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        QueuedLine {
+            output: self,
+            line: Vec::new(),
+        }
+    }
+}
+
+/// Starts the writer thread and installs the global subscriber; call once, before
+/// anything is logged. Fails only when the thread cannot be started (no resources).
+pub fn init(format: LogFormat, filter: Targets) -> io::Result<LogOutput> {
+    let (queue, lines) = mpsc::sync_channel(QUEUED_LINES);
+    let output = LogOutput {
+        queue,
+        dropped: Arc::default(),
+    };
+    let dropped = Arc::clone(&output.dropped);
+    thread::Builder::new()
+        .name("log-writer".to_owned())
+        .spawn(move || write_lines(&lines, &dropped))?;
+    // The builder's own level filter lets everything through: `filter` decides.
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(output.clone());
     match format {
-        LogFormat::Text => builder.with_ansi(std::io::stdout().is_terminal()).init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder
+            .with_ansi(io::stdout().is_terminal())
+            .finish()
+            .with(filter)
+            .init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .init(),
+    }
+    Ok(output)
+}
+
+/// The writer thread: the only place that blocks on standard output.
+fn write_lines(lines: &Receiver<Message>, dropped: &AtomicU64) {
+    let mut stdout = io::stdout().lock();
+    let mut reported = 0;
+    for message in lines {
+        match message {
+            Message::Line(line) => {
+                if stdout
+                    .write_all(&line)
+                    .and_then(|()| stdout.flush())
+                    .is_err()
+                {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                // Output flows: say what was lost while it did not. The report goes
+                // through the queue like any line, so a full queue drops it and it is
+                // tried again after the next line that gets through.
+                let now = dropped.load(Ordering::Relaxed);
+                if now > reported {
+                    warn!(
+                        dropped_lines = now - reported,
+                        "standard output was not read: {} log lines dropped",
+                        now - reported
+                    );
+                    reported = now;
+                }
+            }
+            Message::Flush(done) => {
+                let _ = stdout.flush();
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// Text from outside (a key, a Redis error) shown with every control character
+/// escaped, so one event stays one line and nobody can forge a log line with a key that
+/// holds a newline or a terminal escape.
+pub struct Escaped<'a>(pub &'a str);
+
+impl fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`Escaped`] as an owned string, for messages built outside a log event.
+pub fn escaped(text: &str) -> String {
+    Escaped(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_is_kept() {
+        assert_eq!(escaped("plain:key"), "plain:key");
+        assert_eq!(
+            escaped("a\nContador atual: 999999"),
+            "a\\nContador atual: 999999"
+        );
+        assert_eq!(escaped("\r\u{1b}[31mred\t"), "\\r\\u{1b}[31mred\\t");
+        assert_eq!(escaped("contador-ç-日本"), "contador-ç-日本");
     }
 }

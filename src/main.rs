@@ -4,16 +4,17 @@
 use std::process::ExitCode;
 
 use counter_worker::config::{Command, Config};
+use counter_worker::health_state::HealthRecorder;
+use counter_worker::logging::{self, FINAL_FLUSH_PATIENCE, LogOutput};
 use counter_worker::worker::Worker;
-use counter_worker::{health, logging, shutdown};
+use counter_worker::{health, resources, shutdown};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{info, warn};
 
 /// Exit status for a configuration that cannot be used (the usage-error convention).
 const EXIT_BAD_CONFIG: u8 = 2;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let config = match Config::load() {
         Ok(config) => config,
         Err(err) => {
@@ -21,43 +22,90 @@ async fn main() -> ExitCode {
             return ExitCode::from(EXIT_BAD_CONFIG);
         }
     };
+    // Built by hand rather than by `#[tokio::main]`, so that a machine out of resources
+    // (file descriptors, threads) gets one line and exit 1, not a panic.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return cannot_start("cannot start the async runtime", &err),
+    };
+    if let Err(reason) = resources::check_descriptor_headroom() {
+        return cannot_start("cannot start", &reason);
+    }
     match config.command {
-        Command::Run => run(config).await,
-        Command::Healthcheck => match health::check(&config.redis).await {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(reason) => {
-                eprintln!("counter-worker: unhealthy: {reason}");
-                ExitCode::FAILURE
+        Command::Run => runtime.block_on(run(config)),
+        Command::Healthcheck => {
+            let redis = &config.redis;
+            let check = health::check(config.health_file.as_deref(), redis);
+            match runtime.block_on(check) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(reason) => {
+                    eprintln!("counter-worker: unhealthy: {reason}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 
+fn cannot_start(what: &str, err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("counter-worker: error: {what}: {err}");
+    ExitCode::FAILURE
+}
+
 async fn run(config: Config) -> ExitCode {
-    logging::init(config.log_format, config.log_filter);
+    let log = match logging::init(config.log_format, config.log_filter) {
+        Ok(log) => log,
+        Err(err) => return cannot_start("cannot start the log writer", &err),
+    };
     let shutdown = CancellationToken::new();
     let signal = match shutdown::cancel_on_signal(shutdown.clone()) {
         Ok(signal) => signal,
         Err(err) => {
-            error!(error = %err, "cannot install the SIGTERM/SIGINT handlers");
-            return ExitCode::FAILURE;
+            return exit(
+                &log,
+                cannot_start("cannot install the signal handlers", &err),
+            );
         }
     };
     info!(
         version = env!("CARGO_PKG_VERSION"),
         redis = %config.redis,
-        key = %config.key,
+        key = %logging::Escaped(&config.key),
         interval = %humantime::format_duration(config.interval),
         "counter-worker starting"
     );
-    let worker = Worker::new(config.redis, config.key, config.interval);
+    let health = config.health_file.as_deref().and_then(|path| {
+        HealthRecorder::create(path, config.interval)
+            .inspect_err(|reason| {
+                warn!(%reason, "progress not recorded: `healthcheck` will only PING Redis");
+            })
+            .ok()
+    });
+    let mut worker = Worker::new(config.redis, config.key, config.interval)
+        .with_replica_wait(config.replica_wait)
+        .with_health(health);
     let summary = worker.run(&shutdown).await;
     let signal = signal.await.unwrap_or("a signal");
     info!(
         signal,
         increments = summary.increments,
         last_count = summary.last_count,
+        unknown_outcomes = summary.unknown_outcomes,
+        dropped_log_lines = log.dropped_lines(),
         "stopped on {signal}"
     );
-    ExitCode::SUCCESS
+    exit(&log, ExitCode::SUCCESS)
+}
+
+/// Leaves with `code` once the log is written, or after [`FINAL_FLUSH_PATIENCE`] when
+/// nobody reads it: a stalled reader must not hold the process past its signal.
+fn exit(log: &LogOutput, code: ExitCode) -> ExitCode {
+    if !log.flush(FINAL_FLUSH_PATIENCE) {
+        // The writer thread is stuck in `write`; ending the process is the only way out.
+        std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+    }
+    code
 }

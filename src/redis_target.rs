@@ -7,7 +7,11 @@
 use std::fmt;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisResult,
+};
+
+use crate::logging::escaped;
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -44,14 +48,23 @@ impl RedisTarget {
         let mut info: ConnectionInfo = parsed
             .into_connection_info()
             .map_err(|err| err.to_string())?;
-        if let Some(password) = password {
-            let settings = info.redis_settings().clone().set_password(password);
-            info = info.set_redis_settings(settings);
+        if info.redis_settings().db() < 0 {
+            return Err("the database index must be a non-negative integer".to_owned());
         }
+        // RESP3 lets the client report a connection that Redis closed while it was idle
+        // (see `connection`); Redis 6 and newer speak it.
+        let mut settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(ProtocolVersion::RESP3);
+        if let Some(password) = password {
+            settings = settings.set_password(password);
+        }
+        info = info.set_redis_settings(settings);
         let client = Client::open(info).map_err(|err| err.to_string())?;
         Ok(Self {
             client,
-            shown: redact(url),
+            shown: escaped(&redact(url)),
         })
     }
 
@@ -192,6 +205,12 @@ mod tests {
     fn rejects_a_bad_database_number() {
         let err = RedisTarget::new("redis://redis:6379/abc", None).unwrap_err();
         assert!(err.contains("database"), "{err}");
+    }
+
+    #[test]
+    fn rejects_a_negative_database_index() {
+        let err = RedisTarget::new("redis://redis:6379/-1", None).unwrap_err();
+        assert!(err.contains("non-negative"), "{err}");
     }
 
     #[test]

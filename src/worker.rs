@@ -1,28 +1,45 @@
 //! The counting loop: one `INCR` per tick on a fixed schedule, for as long as the process
 //! runs, whatever Redis does.
 //!
-//! The loop keeps at most one connection. A transport failure drops it and the next tick
-//! reconnects (with backoff, for as long as it takes); an error reply from Redis keeps it
-//! and the next tick simply tries again. Nothing is ever written but the `INCR`.
+//! The promises, and how the loop keeps them:
+//! - **No tick is lost to a dead connection while Redis is up.** A connection that Redis
+//!   closed while idle is replaced before the tick's `INCR` is sent, on the same tick.
+//! - **No `INCR` is ever sent twice.** When an `INCR` was sent and no reply came, its
+//!   outcome is unknown: it is logged as such (`outcome=unknown`), never resent, and no
+//!   further `INCR` goes out until Redis has answered a `PING` on a fresh connection.
+//!   The next successful `INCR` then tells whether the lost one was applied.
+//! - **Recovery within one interval, without hammering.** While Redis is unreachable the
+//!   loop makes one connection attempt per tick, and never more than one per
+//!   [`MIN_RETRY_PERIOD`]; the first attempt that succeeds counts on that same tick.
+//!
+//! Nothing is ever written but the `INCR`.
 
 use std::time::Duration;
 
 use redis::RedisError;
-use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::connection::{connect_with_retry, is_reply_error};
+use crate::connection::{
+    Connection, connect_with, describe, is_refusal, is_reply_error, names_wrong_node,
+};
+use crate::failure_log::{FailureLog, Report};
+use crate::health_state::HealthRecorder;
+use crate::logging::Escaped;
 use crate::redis_target::RedisTarget;
 use crate::schedule::next_tick;
 
-/// Increments one key in one Redis, one tick at a time.
-#[derive(Debug)]
-pub struct Worker {
-    redis: RedisTarget,
-    key: String,
-    interval: Duration,
+/// The shortest time between two connection attempts, however short the interval.
+pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(100);
+
+/// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// How many replicas must acknowledge the write (`WAIT`'s first argument).
+    pub replicas: u32,
+    /// How long Redis waits for them (`WAIT`'s second argument).
+    pub timeout: Duration,
 }
 
 /// What a run achieved, for the line logged at shutdown.
@@ -32,6 +49,30 @@ pub struct Summary {
     pub increments: u64,
     /// The counter's value after the last successful `INCR`, if there was one.
     pub last_count: Option<i64>,
+    /// `INCR`s that were sent but never answered: each may or may not have been applied.
+    pub unknown_outcomes: u64,
+}
+
+/// Increments one key in one Redis, one tick at a time.
+#[derive(Debug)]
+pub struct Worker {
+    redis: RedisTarget,
+    key: String,
+    interval: Duration,
+    replica_wait: Option<ReplicaWait>,
+    health: Option<HealthRecorder>,
+}
+
+/// What the loop carries from one tick to the next.
+#[derive(Default)]
+struct LoopState {
+    connection: Option<Connection>,
+    /// An `INCR` went unanswered: Redis must answer a `PING` before the next one.
+    must_ping: bool,
+    /// Unanswered `INCR`s that no later count has accounted for yet.
+    unresolved_unknowns: u64,
+    failures: FailureLog,
+    summary: Summary,
 }
 
 impl Worker {
@@ -41,7 +82,21 @@ impl Worker {
             redis,
             key,
             interval,
+            replica_wait: None,
+            health: None,
         }
+    }
+
+    /// Sends every `INCR` together with `WAIT` for `wait.replicas` replicas.
+    pub fn with_replica_wait(mut self, wait: Option<ReplicaWait>) -> Self {
+        self.replica_wait = wait;
+        self
+    }
+
+    /// Records progress in `recorder` for the health check.
+    pub fn with_health(mut self, recorder: Option<HealthRecorder>) -> Self {
+        self.health = recorder;
+        self
     }
 
     /// Counts until `shutdown` fires, then returns at once; an `INCR` already sent is
@@ -49,48 +104,220 @@ impl Worker {
     /// bounds.
     ///
     /// The first `INCR` happens as soon as Redis answers. Ticks then follow the grid of
-    /// [`next_tick`]; when the worker had to wait for Redis (at start or after an outage),
-    /// the grid restarts at the moment Redis answered, so counting resumes at once and
-    /// two `INCR`s are never less than one interval apart.
-    pub async fn run(&self, shutdown: &CancellationToken) -> Summary {
-        let mut summary = Summary::default();
-        let mut connection: Option<MultiplexedConnection> = None;
+    /// [`next_tick`]: a slow tick does not push later ones back, and missed ticks are
+    /// skipped, never replayed.
+    pub async fn run(&mut self, shutdown: &CancellationToken) -> Summary {
+        let mut state = LoopState::default();
         let mut tick = Instant::now();
         loop {
             let wait = tokio::time::sleep_until(tick);
             if shutdown.run_until_cancelled(wait).await.is_none() {
-                return summary;
+                return state.summary;
             }
-            let (redis, anchor) = match connection.as_mut() {
-                Some(redis) => (redis, tick),
-                None => match connect_with_retry(&self.redis, shutdown).await {
-                    Some(fresh) => (connection.insert(fresh), Instant::now()),
-                    None => return summary,
-                },
-            };
-            match self.increment(redis).await {
-                Ok(count) => {
-                    info!(count, key = %self.key, "Contador atual: {count}");
-                    summary.increments += 1;
-                    summary.last_count = Some(count);
-                }
-                Err(err) if is_reply_error(&err) => {
-                    error!(key = %self.key, error = %err, "Redis refused INCR; retrying next tick");
-                }
-                Err(err) => {
-                    warn!(key = %self.key, redis = %self.redis, error = %err,
-                          "lost the connection to Redis; reconnecting");
-                    connection = None;
-                }
+            self.record_health(HealthRecorder::attempted);
+            match self.tick(tick, &mut state, shutdown).await {
+                Some(next) => tick = next,
+                None => return state.summary,
             }
-            tick = next_tick(anchor, self.interval, Instant::now());
         }
     }
 
-    async fn increment(&self, redis: &mut MultiplexedConnection) -> Result<i64, RedisError> {
-        redis::cmd("INCR")
+    /// One tick; returns when the next one is due, or `None` when `shutdown` fired.
+    async fn tick(
+        &mut self,
+        scheduled: Instant,
+        state: &mut LoopState,
+        shutdown: &CancellationToken,
+    ) -> Option<Instant> {
+        let retry = next_tick(
+            scheduled,
+            self.interval.max(MIN_RETRY_PERIOD),
+            Instant::now(),
+        );
+        if state.connection.as_ref().is_some_and(Connection::is_closed) {
+            debug!(redis = %self.redis, "Redis closed the idle connection; reconnecting for this tick");
+            state.connection = None;
+        }
+        let connection = match state.connection.take() {
+            Some(connection) => state.connection.insert(connection),
+            None => match shutdown.run_until_cancelled(self.connect()).await? {
+                Ok(connection) => state.connection.insert(connection),
+                Err(err) => {
+                    self.connect_failed(state, &err);
+                    return Some(retry);
+                }
+            },
+        };
+        if state.must_ping {
+            let ping = redis::cmd("PING");
+            let ping = ping.query_async::<String>(connection.redis());
+            match shutdown.run_until_cancelled(ping).await? {
+                Ok(_) => {
+                    state.must_ping = false;
+                    info!(redis = %self.redis, "Redis answers again; the next INCR comes one interval from now");
+                    return Some(Instant::now() + self.interval);
+                }
+                Err(err) => {
+                    state.connection = None;
+                    self.connect_failed(state, &err);
+                    return Some(retry);
+                }
+            }
+        }
+        let started = Instant::now();
+        let result = self.increment(connection).await;
+        debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
+        match result {
+            Ok((count, acknowledged)) => self.counted(state, count, acknowledged),
+            Err(err) => self.increment_failed(state, &err),
+        }
+        Some(next_tick(scheduled, self.interval, Instant::now()))
+    }
+
+    async fn connect(&self) -> Result<Connection, RedisError> {
+        debug!(redis = %self.redis, "connecting to Redis");
+        let extra = self
+            .replica_wait
+            .map_or(Duration::ZERO, |wait| wait.timeout);
+        let connection = connect_with(&self.redis, extra).await?;
+        debug!(redis = %self.redis, "connected to Redis");
+        Ok(connection)
+    }
+
+    /// Sends the tick's `INCR`, with `WAIT` in the same round trip when asked for.
+    async fn increment(
+        &self,
+        connection: &mut Connection,
+    ) -> Result<(i64, Option<i64>), RedisError> {
+        let Some(wait) = self.replica_wait else {
+            let count = redis::cmd("INCR")
+                .arg(&self.key)
+                .query_async::<i64>(connection.redis())
+                .await?;
+            return Ok((count, None));
+        };
+        let timeout = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
+        let (count, acknowledged) = redis::pipe()
+            .cmd("INCR")
             .arg(&self.key)
-            .query_async::<i64>(redis)
-            .await
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(timeout)
+            .query_async::<(i64, i64)>(connection.redis())
+            .await?;
+        Ok((count, Some(acknowledged)))
+    }
+
+    fn counted(&mut self, state: &mut LoopState, count: i64, acknowledged: Option<i64>) {
+        let key = Escaped(&self.key);
+        if let Some(failed) = state.failures.recovered() {
+            info!(redis = %self.redis, failed_attempts = failed, "counting again; {failed} earlier attempts had failed");
+        }
+        if let (Some(wait), Some(acknowledged)) = (self.replica_wait, acknowledged)
+            && acknowledged < i64::from(wait.replicas)
+        {
+            warn!(count, key = %key, acknowledged, wanted = wait.replicas,
+                  "count {count} acknowledged by {acknowledged} of {} replicas; it stands on the master only",
+                  wait.replicas);
+        }
+        if state.unresolved_unknowns > 0
+            && let Some(last) = state.summary.last_count
+        {
+            let unknowns = std::mem::take(&mut state.unresolved_unknowns);
+            let unlogged = count.saturating_sub(last).saturating_sub(1);
+            let verdict = resolution(unknowns, unlogged);
+            warn!(count, key = %key, last_logged = last, unlogged, unknown = unknowns, "{verdict}");
+        }
+        state.unresolved_unknowns = 0;
+        info!(count, key = %key, "Contador atual: {count}");
+        state.summary.increments += 1;
+        state.summary.last_count = Some(count);
+        self.record_health(HealthRecorder::succeeded);
+    }
+
+    fn increment_failed(&mut self, state: &mut LoopState, err: &RedisError) {
+        let key = Escaped(&self.key);
+        let error = Escaped(&describe(err)).to_string();
+        if names_wrong_node(err) {
+            state.connection = None;
+            self.log_failure(state, &error, || {
+                warn!(key = %key, redis = %self.redis, %error,
+                      "Redis cannot take writes here; INCR refused, reconnecting next tick");
+            });
+        } else if is_reply_error(err) {
+            self.log_failure(state, &error, || {
+                error!(key = %key, %error, "Redis refused INCR; retrying next tick");
+            });
+        } else {
+            // Sent, and no reply: Redis may or may not have applied it. Never resend.
+            state.connection = None;
+            state.must_ping = true;
+            state.unresolved_unknowns += 1;
+            state.summary.unknown_outcomes += 1;
+            warn!(key = %key, redis = %self.redis, %error, outcome = "unknown",
+                  "INCR sent but not answered: outcome unknown; no INCR until Redis answers a PING");
+        }
+    }
+
+    fn connect_failed(&self, state: &mut LoopState, err: &RedisError) {
+        let error = Escaped(&describe(err)).to_string();
+        let retry_every = humantime::format_duration(self.interval.max(MIN_RETRY_PERIOD));
+        let refused = is_refusal(err);
+        self.log_failure(state, &error, || {
+            if refused {
+                error!(redis = %self.redis, %error, %retry_every,
+                       "Redis refused the connection; retrying");
+            } else {
+                warn!(redis = %self.redis, %error, %retry_every,
+                      "cannot reach Redis; retrying");
+            }
+        });
+    }
+
+    /// Logs a failure through the state's [`FailureLog`]: `log_first` for a new kind of
+    /// failure, a periodic count for repeats of the same one.
+    fn log_failure(&self, state: &mut LoopState, error: &str, log_first: impl FnOnce()) {
+        match state.failures.failed(error, Instant::now()) {
+            Report::New => log_first(),
+            Report::Repeated(repeats) => {
+                warn!(redis = %self.redis, %error, repeats, "{repeats} more attempts failed the same way");
+            }
+            Report::Quiet => debug!(%error, "attempt failed again"),
+        }
+    }
+
+    fn record_health(&mut self, record: fn(&mut HealthRecorder) -> Option<std::io::Error>) {
+        if let Some(err) = self.health.as_mut().and_then(record) {
+            warn!(error = %err, "cannot record progress for the health check");
+        }
+    }
+}
+
+/// What a count that follows unanswered `INCR`s says about them: `unlogged` is how far
+/// the counter moved beyond this worker's last logged count and this `INCR`.
+fn resolution(unknowns: u64, unlogged: i64) -> &'static str {
+    match unlogged {
+        0 => "the INCR of unknown outcome was not applied",
+        n if u64::try_from(n).is_ok_and(|n| n <= unknowns) => {
+            "the INCR of unknown outcome was applied: the counter moved past the last logged count"
+        }
+        _ => {
+            "the counter moved past the last logged count: the INCR of unknown outcome, other clients, or both"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_count_after_an_unanswered_incr_says_whether_it_was_applied() {
+        assert_eq!(
+            resolution(1, 0),
+            "the INCR of unknown outcome was not applied"
+        );
+        assert!(resolution(1, 1).contains("was applied"));
+        assert!(resolution(1, 5).contains("other clients"));
     }
 }

@@ -121,7 +121,12 @@ fn a_key_of_the_wrong_type_is_reported_and_left_untouched() {
     let mut worker = fast_worker(&redis.url(), &[("COUNTER_KEY", "jobs")]);
     let (first, line) = worker.wait_for_line_after(0, &["ERROR", "WRONGTYPE", "key=jobs"]);
     assert!(line.contains("Redis refused INCR"), "{line}");
-    worker.wait_for_line_after(first + 1, &["WRONGTYPE"]);
+    // Every tick tries again; the repeats are summarised, not logged one by one.
+    let (_, summary) = worker.wait_for_line_after(first + 1, &["WRONGTYPE"]);
+    assert!(
+        summary.contains("more attempts failed the same way"),
+        "{summary}"
+    );
     assert!(worker.is_running());
     let kept: Vec<String> = redis.query(redis::cmd("LRANGE").arg("jobs").arg(0).arg(-1));
     assert_eq!(kept, ["keep-me"], "the worker never overwrites a key");
@@ -153,8 +158,8 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
         &[("REDIS_PASSWORD_FILE", path_str(password.path()))],
     );
     let (first, line) = worker.wait_for_line_after(0, &["ERROR", "Redis refused the connection"]);
-    assert!(line.to_lowercase().contains("authentication"), "{line}");
-    worker.wait_for_line_after(first + 1, &["Redis refused the connection"]);
+    assert!(line.contains("WRONGPASS"), "{line}");
+    worker.wait_for_line_after(first + 1, &["more attempts failed the same way"]);
     assert!(worker.is_running());
     assert_eq!(redis.counter("contador"), None);
     assert!(!worker.output().contains("wrong-password-value"));
@@ -166,7 +171,10 @@ fn a_black_holed_redis_cannot_hang_the_worker() {
     let mut worker = fast_worker(&silent.url(), &[]);
     let (first, line) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
     assert!(line.contains("timed out"), "{line}");
-    worker.wait_for_line_after(first + 1, &["cannot reach Redis"]);
+    worker.wait_for_line_after(
+        first + 1,
+        &["more attempts failed the same way", "timed out"],
+    );
     assert!(worker.is_running());
 }
 
@@ -177,7 +185,7 @@ fn a_paused_redis_times_out_then_counting_resumes() {
     worker.wait_for_count(2);
     // Hold every write for 4 s: longer than the response timeout.
     redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(4_000).arg("WRITE"));
-    let (lost, line) = worker.wait_for_line_after(0, &["lost the connection to Redis"]);
+    let (lost, line) = worker.wait_for_line_after(0, &["outcome unknown"]);
     assert!(line.contains("timed out"), "{line}");
     worker.wait_for_line_after(lost, &["Contador atual: "]);
 }
@@ -311,6 +319,36 @@ const BAD_SETTINGS: &[BadSetting] = &[
         says: r#"invalid RUST_LOG "=^=""#,
     },
     BadSetting {
+        args: &[],
+        env: &[("INTERVAL", "500us")],
+        says: r#"invalid INTERVAL "500us": must be at least 1ms"#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_URL", "redis://redis/-1")],
+        says: r#"invalid REDIS_URL "redis://redis/-1": the database index must be a non-negative"#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_PASSWORD_FILE", "/")],
+        says: r#"invalid REDIS_PASSWORD_FILE "/": not a regular file"#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("WAIT_REPLICAS", "-1")],
+        says: r#"invalid WAIT_REPLICAS "-1""#,
+    },
+    BadSetting {
+        args: &["--wait-timeout", "0ms"],
+        env: &[],
+        says: r#"invalid --wait-timeout "0ms": must be at least 1ms"#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("RUST_LOG", "counter_worker=loud")],
+        says: r#"invalid RUST_LOG "counter_worker=loud""#,
+    },
+    BadSetting {
         args: &["--no-such-flag"],
         env: &[],
         says: "'--no-such-flag'",
@@ -365,6 +403,9 @@ fn help_and_version_work() {
         "COUNTER_KEY",
         "INTERVAL",
         "LOG_FORMAT",
+        "WAIT_REPLICAS",
+        "WAIT_TIMEOUT",
+        "HEALTH_FILE",
     ] {
         assert!(stdout.contains(setting), "--help lists {setting}");
     }

@@ -5,6 +5,9 @@
 //! Every test gets its own Redis, so tests run in parallel without sharing keys. Both
 //! kinds of process are killed when their handle is dropped, also when a test fails.
 
+// Each test crate (worker, faults, …) uses its own part of this shared harness.
+#![allow(dead_code)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
@@ -25,6 +28,7 @@ pub struct RedisServer {
     dir: TempDir,
     port: u16,
     password: Option<String>,
+    extra_args: Vec<String>,
     process: Option<Child>,
 }
 
@@ -41,12 +45,22 @@ impl RedisServer {
         server
     }
 
+    /// A running Redis started with `args` on top of the harness's own, e.g.
+    /// `["--timeout", "1"]`.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        let mut server = Self::not_started(None);
+        server.extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
+        server.launch();
+        server
+    }
+
     /// A port and data directory for a Redis that is not running yet.
     pub fn not_started(password: Option<&str>) -> Self {
         Self {
             dir: tempfile::tempdir().expect("temp dir for Redis"),
             port: free_port(),
             password: password.map(str::to_owned),
+            extra_args: Vec::new(),
             process: None,
         }
     }
@@ -82,6 +96,7 @@ impl RedisServer {
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
+        command.args(&self.extra_args);
         let child = command.spawn().unwrap_or_else(|err| {
             panic!("cannot start redis-server (is it installed and on PATH?): {err}")
         });
@@ -107,6 +122,12 @@ impl RedisServer {
         let mut child = self.process.take().expect("Redis is not running");
         child.kill().expect("kill redis-server");
         child.wait().expect("reap redis-server");
+    }
+
+    /// Sends `signal` to Redis, e.g. `SIGSTOP` to freeze it as a stalled host would.
+    pub fn signal(&self, signal: libc::c_int) {
+        let child = self.process.as_ref().expect("Redis is not running");
+        send_signal(child.id(), signal);
     }
 
     /// A fresh connection from the test's side, authenticated when needed.
@@ -210,16 +231,36 @@ pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, 
     )
 }
 
-fn worker_command(args: &[&str], env: &[(&str, &str)]) -> Command {
+/// The binary under test with `args`, a clean environment and `env`. Progress is not
+/// recorded for the health check unless `env` sets `HEALTH_FILE`, so parallel tests
+/// never share a state file.
+pub fn worker_command(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_counter-worker"));
-    command.args(args).env_clear().envs(env.iter().copied());
     command
+        .args(args)
+        .env_clear()
+        .env("HEALTH_FILE", "")
+        .envs(env.iter().copied());
+    command
+}
+
+/// Sends `signal` to the process `pid` that this test spawned.
+pub fn send_signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("pid fits pid_t");
+    // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
+    let sent = unsafe { libc::kill(pid, signal) };
+    assert_eq!(sent, 0, "kill({pid}, {signal}) failed");
 }
 
 impl Worker {
     /// Starts the worker with only `env` set (no inherited `REDIS_URL` or `RUST_LOG`).
     pub fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = worker_command(&[], env)
+        Self::spawn(worker_command(&[], env))
+    }
+
+    /// Starts `command` (from [`worker_command`]) with its output read line by line.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -281,10 +322,7 @@ impl Worker {
 
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the worker.
     pub fn signal(&self, signal: libc::c_int) {
-        let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
-        // SAFETY: kill(2) with a pid this test spawned and has not reaped yet.
-        let sent = unsafe { libc::kill(pid, signal) };
-        assert_eq!(sent, 0, "kill({pid}, {signal}) failed");
+        send_signal(self.child.id(), signal);
     }
 
     /// Waits for the worker to exit, failing the test after [`PATIENCE`].
