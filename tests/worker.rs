@@ -61,7 +61,10 @@ fn uses_the_configured_key_and_interval() {
         // on-time one), so only this bound from the start holds under any load.
         let earliest = interval * u32::try_from(count - 1).expect("small count");
         let seen = started.elapsed();
-        assert!(seen >= earliest, "count {count} after {seen:?}, before {earliest:?}");
+        assert!(
+            seen >= earliest,
+            "count {count} after {seen:?}, before {earliest:?}"
+        );
     }
     assert!(redis.counter("visits:home").unwrap() >= 4);
     assert_eq!(redis.counter("contador"), None, "only the configured key");
