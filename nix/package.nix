@@ -55,8 +55,8 @@ in
       # The tests run once, in the nextest check, not again in every build.
       doCheck = false;
       # As nixpkgs' buildRustPackage does: `cargo auditable` embeds the locked dependency
-      # list in the binary, for `cargo audit bin`, trivy, grype and syft. It passes its
-      # arguments to cargo, after the subcommand, so the profile is named here.
+      # list in the binary, for `cargo audit bin`, trivy, grype and syft. The profile is
+      # named here: crane's cargoWithProfile would put --release before `build`.
       cargoBuildCommand = "cargo auditable build --release";
       nativeBuildInputs = [ pkgs.buildPackages.cargo-auditable ];
     }
