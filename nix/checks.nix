@@ -1,6 +1,10 @@
 # Everything `nix flake check` runs in the build sandbox, each a derivation of its own so
 # that a lint failure blocks CI without blocking a build of the worker.
-{ pkgs, crate, advisory-db }:
+{
+  pkgs,
+  crate,
+  advisory-db,
+}:
 let
   inherit (crate)
     craneLib
@@ -42,24 +46,27 @@ in
       inherit cargoArtifacts;
       partitions = 1;
       partitionType = "count";
+      # Its output is the test verdict; the target directory would be a copy nobody reads.
+      doInstallCargoArtifacts = false;
       # The integration tests start their own redis-server on a free loopback port,
       # which the sandbox allows.
       nativeBuildInputs = (commonArgs.nativeBuildInputs or [ ]) ++ [ pkgs.redis ];
     }
   );
 
-  # The same tools and versions as scripts/check-nix runs outside Nix.
+  # The official formatter (RFC 166) and deadnix, as scripts/check-nix runs them outside
+  # Nix, where crates.io's nixfmt_rs stands in for nixfmt with the same output.
   nix-fmt =
     pkgs.runCommand "nix-fmt"
       {
         nativeBuildInputs = [
-          pkgs.nixpkgs-fmt
+          pkgs.nixfmt
           pkgs.deadnix
         ];
       }
       ''
         cd ${pkgs.lib.sources.sourceFilesBySuffices ../. [ ".nix" ]}
-        nixpkgs-fmt --check .
+        find . -name '*.nix' -exec nixfmt --check {} +
         deadnix --fail .
         touch $out
       '';

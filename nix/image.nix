@@ -3,9 +3,15 @@
 # `docker load < result`; `load` streams the same image into Docker without storing it.
 #
 # `architecture` is the OCI name of the worker's platform ("amd64", "arm64"), which may
-# differ from the build machine's; `revision` is the commit built, or null for a tree
-# with uncommitted changes.
-{ pkgs, worker, architecture, revision }:
+# differ from the build machine's; `tag` is the one `docker load` gives it; `revision`
+# is the commit built, or null for a tree with uncommitted changes.
+{
+  pkgs,
+  worker,
+  architecture,
+  tag,
+  revision,
+}:
 let
   inherit (pkgs) lib dockerTools;
   package = (lib.importTOML ../Cargo.toml).package;
@@ -13,8 +19,7 @@ let
   args = {
     # The name Compose runs; a fixed tag, unlike the default (a hash of the inputs).
     name = "counter-worker";
-    tag = "latest";
-    inherit architecture;
+    inherit architecture tag;
     # Gives /bin/counter-worker, a link into the binary's store path, which is the
     # image's only other content. `created` keeps its fixed default: "now" would make
     # every build differ.

@@ -1,14 +1,21 @@
 # `nix develop`: the toolchain the build uses, the inputs of the checks, and the tools to
-# run the tests, the Nix linters and Compose by hand. Cargo builds for the host here
-# (no musl target is set), as a developer expects.
-{ pkgs, crate, checks }:
+# run the tests and the Nix linters by hand. Cargo builds for the host here (no musl
+# target is set), as a developer expects. Docker and its Compose plugin come from the
+# host: the scripts need the host's running engine anyway, and the docker CLI would not
+# find a plugin from the Nix store.
+{
+  pkgs,
+  crate,
+  checks,
+}:
 crate.craneLib.devShell {
   inherit checks;
   packages = [
     pkgs.redis
     pkgs.cargo-nextest
+    pkgs.cargo-auditable
+    pkgs.cargo-cyclonedx
     pkgs.deadnix
-    pkgs.nixpkgs-fmt
-    pkgs.docker-compose
+    pkgs.nixfmt
   ];
 }
