@@ -6,10 +6,10 @@
 mod support;
 
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{PipeReader, Read};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,16 +24,23 @@ fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-#[test]
-fn a_log_reader_that_stops_reading_costs_log_lines_never_counts() {
-    let redis = RedisServer::start();
-    let (mut reader, writer) = std::io::pipe().expect("pipe");
+/// A worker counting every millisecond whose stdout is a pipe; the test holds the
+/// reading end and decides when, if ever, to read it.
+fn fast_worker_writing_to_a_pipe(redis: &RedisServer) -> (Child, PipeReader) {
+    let (reader, writer) = std::io::pipe().expect("pipe");
     let url = redis.url();
-    let mut child = worker_command(&[], &[("REDIS_URL", &url), ("INTERVAL", "1ms")])
+    let child = worker_command(&[], &[("REDIS_URL", &url), ("INTERVAL", "1ms")])
         .stdout(writer)
         .stderr(Stdio::null())
         .spawn()
         .expect("start counter-worker");
+    (child, reader)
+}
+
+#[test]
+fn a_log_reader_that_stops_reading_costs_log_lines_never_counts() {
+    let redis = RedisServer::start();
+    let (mut child, mut reader) = fast_worker_writing_to_a_pipe(&redis);
     // Nobody reads: the pipe fills (64 KiB, a few hundred lines) and stays full.
     eventually("the worker counts past a full pipe", || {
         redis.counter("contador").unwrap_or(0) > 3_000
@@ -81,13 +88,7 @@ fn a_log_reader_that_stops_reading_costs_log_lines_never_counts() {
 #[test]
 fn sigterm_ends_a_worker_whose_log_reader_never_reads() {
     let redis = RedisServer::start();
-    let (reader, writer) = std::io::pipe().expect("pipe");
-    let url = redis.url();
-    let mut child = worker_command(&[], &[("REDIS_URL", &url), ("INTERVAL", "1ms")])
-        .stdout(writer)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start counter-worker");
+    let (mut child, reader) = fast_worker_writing_to_a_pipe(&redis);
     eventually("the pipe is full", || {
         redis.counter("contador").unwrap_or(0) > 2_000
     });
