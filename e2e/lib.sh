@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by the end-to-end scripts (sourced, not run): bounded waiting and test output.
 
 PATIENCE=60 # seconds; bounds every wait, measures nothing
