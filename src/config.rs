@@ -20,6 +20,7 @@ use crate::redis_target::{RedisTarget, redact};
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 const PASSWORD_FILE_ENV: &str = "REDIS_PASSWORD_FILE";
+const SENTINEL_PASSWORD_FILE_ENV: &str = "REDIS_SENTINEL_PASSWORD_FILE";
 const LOG_FILTER_ENV: &str = "RUST_LOG";
 
 /// A setting that has both a flag and an environment variable.
@@ -54,6 +55,9 @@ const AFTER_HELP: &str = "\
 Other environment variables:
   REDIS_PASSWORD_FILE  File holding the Redis password (e.g. a Docker secret); a trailing
                        newline is ignored and it overrides a password in the URL
+  REDIS_SENTINEL_PASSWORD_FILE
+                       File holding the sentinels' own password, for a redis+sentinel://
+                       URL whose sentinels require one (same file rules)
   RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug [default: info]
 
 Exit status: 0 after SIGTERM/SIGINT or a healthy check, 1 when the check fails,
@@ -68,7 +72,9 @@ struct Cli {
     #[command(subcommand)]
     command: Option<CliCommand>,
 
-    /// Redis server to count in (redis:// only)
+    /// Redis server to count in: redis://host[:port][/db], or
+    /// redis+sentinel://host1[:port],host2[:port],…/master-name[/db] to follow the master
+    /// that Redis Sentinel names
     #[arg(long, env = REDIS_URL.env, default_value = "redis://redis:6379",
           hide_env_values = true, global = true)]
     redis_url: String,
@@ -183,12 +189,14 @@ impl Config {
         let cli = Cli::from_arg_matches(&matches).map_err(|err| usage_error(&err))?;
         let given = |setting: &Setting| name_as_given(&matches, setting);
 
-        let password = env_text(&env, PASSWORD_FILE_ENV)?
-            .filter(|path| !path.is_empty())
-            .map(|path| read_password_file(Path::new(&path)))
-            .transpose()?;
-        let redis = RedisTarget::new(&cli.redis_url, password.as_deref())
+        let password = password_from_file(&env, PASSWORD_FILE_ENV)?;
+        let mut redis = RedisTarget::new(&cli.redis_url, password.as_deref())
             .map_err(invalid(given(&REDIS_URL), &redact(&cli.redis_url)))?;
+        if let Some(password) = password_from_file(&env, SENTINEL_PASSWORD_FILE_ENV)? {
+            redis = redis
+                .with_sentinel_password(&password)
+                .map_err(invalid(given(&REDIS_URL), &redact(&cli.redis_url)))?;
+        }
         let key = parse_key(&cli.key).map_err(invalid(given(&KEY), &cli.key))?;
         let interval =
             parse_interval(&cli.interval).map_err(invalid(given(&INTERVAL), &cli.interval))?;
@@ -256,9 +264,20 @@ fn env_text(
         .transpose()
 }
 
-fn read_password_file(path: &Path) -> Result<String, ConfigError> {
-    let invalid =
-        |reason: &str| invalid(PASSWORD_FILE_ENV, &path.display().to_string())(reason.to_owned());
+/// The password in the file that the variable `name` points to; none when it is unset or
+/// empty.
+fn password_from_file(
+    env: &impl Fn(&str) -> Option<OsString>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    env_text(env, name)?
+        .filter(|path| !path.is_empty())
+        .map(|path| read_password_file(name, Path::new(&path)))
+        .transpose()
+}
+
+fn read_password_file(name: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| invalid(name, &path.display().to_string())(reason.to_owned());
     let bytes = std::fs::read(path).map_err(|err| invalid(&format!("cannot read it: {err}")))?;
     let text = String::from_utf8(bytes).map_err(|_| invalid("the file is not UTF-8 text"))?;
     let password = text.trim_end_matches(['\r', '\n']);
@@ -444,15 +463,13 @@ mod tests {
             &[("REDIS_PASSWORD_FILE", path)],
         )
         .unwrap();
-        let settings = config.redis.client().get_connection_info().redis_settings();
-        assert_eq!(settings.password(), Some("s3cret"));
+        assert_eq!(config.redis.redis_settings().password(), Some("s3cret"));
     }
 
     #[test]
     fn an_empty_password_file_setting_means_none() {
         let config = load(&[], &[("REDIS_PASSWORD_FILE", "")]).unwrap();
-        let settings = config.redis.client().get_connection_info().redis_settings();
-        assert_eq!(settings.password(), None);
+        assert_eq!(config.redis.redis_settings().password(), None);
     }
 
     #[test]
@@ -470,6 +487,34 @@ mod tests {
         let path = file.path().to_str().unwrap();
         let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
         assert!(message.ends_with("the file is empty"), "{message}");
+    }
+
+    #[test]
+    fn a_rejected_sentinel_url_names_the_setting_and_masks_the_password() {
+        let message = rejection(&["--redis-url", "redis+sentinel://:hunter2@s1,s2"], &[]);
+        assert!(
+            message.starts_with(r#"invalid --redis-url "redis+sentinel://:***@s1,s2": "#),
+            "{message}"
+        );
+        assert!(message.contains("names no master"), "{message}");
+    }
+
+    #[test]
+    fn sentinel_password_file_is_read_with_the_same_rules() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        let sentinels = ["--redis-url", "redis+sentinel://s1/mymaster"];
+        let message = rejection(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(
+            message.starts_with("invalid REDIS_SENTINEL_PASSWORD_FILE ")
+                && message.ends_with("the file is empty"),
+            "{message}"
+        );
+        std::fs::write(path, "watchers\n").unwrap();
+        let config = load(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(config.is_ok(), "{config:?}");
+        let message = rejection(&[], &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(message.contains("names no sentinels"), "{message}");
     }
 
     #[test]

@@ -12,5 +12,6 @@ pub mod health;
 pub mod logging;
 pub mod redis_target;
 pub mod schedule;
+pub mod sentinel;
 pub mod shutdown;
 pub mod worker;

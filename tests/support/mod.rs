@@ -114,6 +114,7 @@ impl RedisServer {
         RedisTarget::new(&self.url(), self.password.as_deref())
             .expect("the harness's own URL is valid")
             .client()
+            .expect("the harness's Redis has a fixed address")
             .get_connection_with_timeout(Duration::from_secs(2))
     }
 
