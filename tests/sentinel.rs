@@ -1,0 +1,199 @@
+//! Following Redis Sentinel, end to end: the real binary against a real master, two
+//! replicas and three sentinels on loopback, through a master crash, a planned switchover
+//! and a stale master coming back.
+//!
+//! What every scenario checks is the worker's promise under failover: the logged counts only
+//! go up (a count logged again or going back would mean an acknowledged increment was lost)
+//! and the current master holds at least every logged count.
+
+mod support;
+
+use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab, wait_until};
+use support::{Worker, file_with, path_str, run_to_exit};
+
+/// Short ticks, so a lost increment would show within the scenario.
+const FAST: &str = "100ms";
+
+/// The key the worker counts in by default.
+const KEY: &str = "contador";
+
+fn fast_worker(url: &str, extra: &[(&str, &str)]) -> Worker {
+    let mut env = vec![("REDIS_URL", url), ("INTERVAL", FAST)];
+    env.extend_from_slice(extra);
+    Worker::start(&env)
+}
+
+/// The text in the worker's log when a connection goes to the master on `port`.
+fn master_line(port: u16) -> String {
+    format!("master=127.0.0.1:{port}")
+}
+
+/// Fails unless the worker's logged counts only go up and `lab`'s master on `port` holds
+/// at least the last of them.
+fn assert_no_logged_count_lost(worker: &Worker, lab: &SentinelLab, port: u16) {
+    let counts = worker.counts();
+    for pair in counts.windows(2) {
+        assert!(
+            pair[1] > pair[0],
+            "count {} logged after {}: an increment was lost; output:\n{}",
+            pair[1],
+            pair[0],
+            worker.output()
+        );
+    }
+    let stored = lab
+        .data_node(port)
+        .counter(KEY)
+        .expect("the master holds the key");
+    let last = *counts.last().expect("the worker logged counts");
+    assert!(
+        stored >= last,
+        "the master holds {stored}, {last} was logged"
+    );
+}
+
+#[test]
+fn counts_and_checks_health_through_sentinels_with_passwords() {
+    let lab = SentinelLab::start_with_passwords(Some("data-secret"), Some("sentinel-secret"));
+    let url = lab
+        .url()
+        .replace("redis+sentinel://", "redis+sentinel://:data-secret@");
+    let sentinel_password = file_with("sentinel-secret\n");
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        (
+            "REDIS_SENTINEL_PASSWORD_FILE",
+            path_str(sentinel_password.path()),
+        ),
+    ];
+    let worker = fast_worker(&url, &env[1..]);
+    worker.wait_for_count(3);
+    let master = lab.master_port();
+    worker.wait_for_line(&[&master_line(master)]);
+    assert!(lab.data_node(master).counter(KEY).unwrap() >= 3);
+    assert!(
+        !worker.output().contains("data-secret"),
+        "{}",
+        worker.output()
+    );
+
+    let (status, _, stderr) = run_to_exit(&["healthcheck"], &env);
+    assert!(status.success(), "healthcheck failed: {stderr}");
+
+    // Without the sentinels' own password no sentinel answers, and the check says so.
+    let (status, _, stderr) = run_to_exit(&["healthcheck"], &env[..1]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("no sentinel named the master"), "{stderr}");
+    assert!(!stderr.contains("data-secret"), "{stderr}");
+}
+
+#[test]
+fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
+    let mut lab = SentinelLab::start();
+    let worker = fast_worker(&lab.url(), &[]);
+    worker.wait_for_count(5);
+
+    let old = lab.master_port();
+    lab.data_node_mut(old).kill();
+    let killed_at = worker.line_count();
+    let new = lab.wait_for_failover_from(old);
+    let (resumed, _) =
+        worker.wait_for_line_within(FAILOVER_PATIENCE, killed_at, &[&master_line(new)]);
+    worker.wait_for_line_after(resumed, &["Contador atual"]);
+    assert_no_logged_count_lost(&worker, &lab, new);
+
+    // The old master comes back with its old data and, for a few seconds, still calls
+    // itself master. Make the worker reconnect during that time: the sentinels, not the
+    // stale server, must decide where it writes.
+    lab.data_node_mut(old).launch();
+    let stale = lab.data_node(old).counter(KEY);
+    let mut reconnections = 0;
+    while reconnections < 3 && lab.data_node(old).role() == "master" {
+        let mark = worker.line_count();
+        let _: i64 = lab
+            .data_node(new)
+            .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("normal"));
+        let (found, line) = worker.wait_for_line_after(mark, &["found the Redis master"]);
+        assert!(line.contains(&master_line(new)), "{line}");
+        worker.wait_for_line_after(found, &["Contador atual"]);
+        reconnections += 1;
+    }
+    assert!(
+        reconnections > 0,
+        "the old master was demoted before the worker could reconnect; nothing was tested"
+    );
+    if lab.data_node(old).role() == "master" {
+        assert_eq!(
+            lab.data_node(old).counter(KEY),
+            stale,
+            "the stale master was written"
+        );
+    }
+    assert_no_logged_count_lost(&worker, &lab, new);
+}
+
+#[test]
+fn a_planned_switchover_with_the_master_paused_first_loses_no_count() {
+    let lab = SentinelLab::start();
+    let worker = fast_worker(&lab.url(), &[]);
+    worker.wait_for_count(5);
+
+    // The procedure from the README: stop writes on the master, then ask for the failover.
+    // The pause outlasts the old master's demotion, which comes seconds after the promotion.
+    let old = lab.master_port();
+    let _: () = lab
+        .data_node(old)
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(30_000).arg("WRITE"));
+    let paused_at = worker.line_count();
+    let _: () = lab
+        .sentinel()
+        .query(redis::cmd("SENTINEL").arg("FAILOVER").arg(MASTER_NAME));
+    let new = lab.wait_for_failover_from(old);
+    let (resumed, _) =
+        worker.wait_for_line_within(FAILOVER_PATIENCE, paused_at, &[&master_line(new)]);
+    worker.wait_for_line_after(resumed, &["Contador atual"]);
+    wait_until("the old master's demotion", FAILOVER_PATIENCE, || {
+        lab.data_node(old).role() == "slave"
+    });
+    let _: () = lab
+        .data_node(old)
+        .query(redis::cmd("CLIENT").arg("UNPAUSE"));
+    let mark = worker.line_count();
+    worker.wait_for_line_after(mark, &["Contador atual"]);
+    assert_no_logged_count_lost(&worker, &lab, new);
+}
+
+#[test]
+fn bad_sentinel_urls_exit_2_naming_the_setting_and_masking_the_password() {
+    let cases = [
+        ("redis+sentinel://:hunter2@/mymaster", "no sentinel host"),
+        ("redis+sentinel://:hunter2@s1,s2", "names no master"),
+        (
+            "redis+sentinel://:hunter2@s1:99999/mymaster",
+            "invalid port",
+        ),
+        ("redis+sentinel://:hunter2@s1/mymaster/x", "database"),
+    ];
+    for (url, reason) in cases {
+        let (status, stdout, stderr) = run_to_exit(&[], &[("REDIS_URL", url)]);
+        assert_eq!(status.code(), Some(2), "{url}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        let line = stderr.trim_end();
+        assert!(
+            line.starts_with("counter-worker: error: invalid REDIS_URL \"redis+sentinel://:***@"),
+            "{line}"
+        );
+        assert!(line.contains(reason), "{url}: {line}");
+        assert!(!line.contains("hunter2") && !line.contains('\n'), "{line}");
+    }
+
+    let (status, _, stderr) = run_to_exit(
+        &["--redis-url", "redis+sentinel://s1/mymaster"],
+        &[("REDIS_SENTINEL_PASSWORD_FILE", "/nonexistent/pw")],
+    );
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("counter-worker: error: invalid REDIS_SENTINEL_PASSWORD_FILE"),
+        "{stderr}"
+    );
+}
