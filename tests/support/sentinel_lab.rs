@@ -140,7 +140,7 @@ impl SentinelLab {
             new_port = named[0];
             new_port != old_port
                 && named.iter().all(|port| *port == new_port)
-                && self.data_node(new_port).role() == "master"
+                && self.data_node(new_port).role().as_deref() == Some("master")
         });
         new_port
     }
@@ -156,11 +156,17 @@ impl SentinelLab {
 }
 
 impl RedisServer {
-    /// The first word of `ROLE`: `master`, `slave` or `sentinel`.
-    pub fn role(&self) -> String {
-        let role: Vec<redis::Value> = self.query(&mut redis::cmd("ROLE"));
+    /// The first word of `ROLE` (`master`, `slave` or `sentinel`); `None` when the server
+    /// did not answer, as when Sentinel disconnects every client while demoting it.
+    pub fn role(&self) -> Option<String> {
+        let role: Vec<redis::Value> = self
+            .connection()
+            .and_then(|mut connection| redis::cmd("ROLE").query(&mut connection))
+            .ok()?;
         match role.first() {
-            Some(redis::Value::BulkString(word)) => String::from_utf8_lossy(word).into_owned(),
+            Some(redis::Value::BulkString(word)) => {
+                Some(String::from_utf8_lossy(word).into_owned())
+            }
             other => panic!("unexpected ROLE reply {other:?}"),
         }
     }
