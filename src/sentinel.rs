@@ -107,19 +107,26 @@ impl Sentinels {
         config: &AsyncConnectionConfig,
     ) -> RedisResult<MultiplexedConnection> {
         let (host, port) = self.master_address(config).await?;
+        let master = format!("{host}:{port}");
         let info = tcp_address(&host, port, self.redis.clone())?;
-        let mut connection = Client::open(info)?
-            .get_multiplexed_async_connection_with_config(config)
-            .await?;
-        let role: Role = redis::cmd("ROLE").query_async(&mut connection).await?;
+        let checked = async {
+            let mut connection = Client::open(info)?
+                .get_multiplexed_async_connection_with_config(config)
+                .await?;
+            let role: Role = redis::cmd("ROLE").query_async(&mut connection).await?;
+            Ok((connection, role))
+        };
+        let (connection, role) = checked
+            .await
+            .map_err(|err| explained(err, "the master the sentinels named failed", &master))?;
         if !matches!(role, Role::Primary { .. }) {
             return Err(RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "the server the sentinels named is not a master",
-                format!("{host}:{port} answers ROLE as {}", role_name(&role)),
+                format!("{master} answers ROLE as {}", role_name(&role)),
             )));
         }
-        info!(master = %format_args!("{host}:{port}"), name = %self.master_name,
+        info!(%master, name = %self.master_name,
               "found the Redis master through Sentinel");
         Ok(connection)
     }
@@ -132,10 +139,11 @@ impl Sentinels {
             .map(|(host, port)| Box::pin(self.ask(host, *port, config)));
         match select_ok(asks).await {
             Ok((address, _slower)) => Ok(address),
+            // The error of the last sentinel to fail; all of them did.
             Err(err) => Err(RedisError::from((
                 err.kind(),
                 "no sentinel named the master",
-                err.to_string(),
+                err.detail().unwrap_or_default().to_owned(),
             ))),
         }
     }
@@ -150,25 +158,34 @@ impl Sentinels {
         if let Some(password) = &self.sentinel_password {
             info = info.set_password(password);
         }
-        let mut connection = Client::open(tcp_address(host, port, info)?)?
-            .get_multiplexed_async_connection_with_config(config)
-            .await?;
-        let answer: Option<(String, u16)> = redis::cmd("SENTINEL")
-            .arg("GET-MASTER-ADDR-BY-NAME")
-            .arg(&self.master_name)
-            .query_async(&mut connection)
-            .await?;
+        let sentinel = format!("sentinel {host}:{port}");
+        let answer = async {
+            let mut connection = Client::open(tcp_address(host, port, info)?)?
+                .get_multiplexed_async_connection_with_config(config)
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.master_name)
+                .query_async::<Option<(String, u16)>>(&mut connection)
+                .await
+        };
+        let answer = answer
+            .await
+            .map_err(|err| explained(err, "a sentinel failed", &sentinel))?;
         answer.ok_or_else(|| {
             RedisError::from((
                 ErrorKind::MasterNameNotFoundBySentinel,
                 "unknown master",
-                format!(
-                    "the sentinel at {host}:{port} monitors no master named {:?}",
-                    self.master_name
-                ),
+                format!("{sentinel} monitors no master named {:?}", self.master_name),
             ))
         })
     }
+}
+
+/// `err` with the server it came from, keeping its kind (the caller tells a refusal, such as
+/// a wrong password, from a server that is down by the kind).
+fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
+    RedisError::from((err.kind(), what, format!("{server}: {err}")))
 }
 
 /// The Redis client's address for `host:port`, logging in with `settings`.
