@@ -9,7 +9,7 @@
 mod support;
 
 use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab, wait_until};
-use support::{Worker, file_with, path_str, run_to_exit};
+use support::{SilentServer, Worker, file_with, path_str, run_to_exit};
 
 /// Short ticks, so a lost increment would show within the scenario.
 const FAST: &str = "100ms";
@@ -21,6 +21,14 @@ fn fast_worker(url: &str, extra: &[(&str, &str)]) -> Worker {
     let mut env = vec![("REDIS_URL", url), ("INTERVAL", FAST)];
     env.extend_from_slice(extra);
     Worker::start(&env)
+}
+
+/// A lab without passwords and a worker that has counted a few times through it.
+fn counting_lab() -> (SentinelLab, Worker) {
+    let lab = SentinelLab::start();
+    let worker = fast_worker(&lab.url(), &[]);
+    worker.wait_for_count(5);
+    (lab, worker)
 }
 
 /// The text in the worker's log when a connection goes to the master on `port`.
@@ -89,9 +97,14 @@ fn planned_switchover(lab: &SentinelLab, worker: &Worker, pause_first: bool) -> 
 #[test]
 fn counts_and_checks_health_through_sentinels_with_passwords() {
     let lab = SentinelLab::start_with_passwords(Some("data-secret"), Some("sentinel-secret"));
-    let url = lab
-        .url()
-        .replace("redis+sentinel://", "redis+sentinel://:data-secret@");
+    // First in the list, a sentinel that never answers: the sentinels are asked at once, so
+    // it must not delay anything (the health check has 2 s in all).
+    let silent = SilentServer::start();
+    let silent = silent.url().replace("redis://", "");
+    let url = lab.url().replace(
+        "redis+sentinel://",
+        &format!("redis+sentinel://:data-secret@{silent},"),
+    );
     let sentinel_password = file_with("sentinel-secret\n");
     let env = [
         ("REDIS_URL", url.as_str()),
@@ -123,9 +136,7 @@ fn counts_and_checks_health_through_sentinels_with_passwords() {
 
 #[test]
 fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
-    let mut lab = SentinelLab::start();
-    let worker = fast_worker(&lab.url(), &[]);
-    worker.wait_for_count(5);
+    let (mut lab, worker) = counting_lab();
 
     let old = lab.master_port();
     lab.data_node_mut(old).kill();
@@ -171,9 +182,7 @@ fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
 
 #[test]
 fn a_planned_switchover_with_the_master_paused_first_loses_no_count() {
-    let lab = SentinelLab::start();
-    let worker = fast_worker(&lab.url(), &[]);
-    worker.wait_for_count(5);
+    let (lab, worker) = counting_lab();
     let new = planned_switchover(&lab, &worker, true);
     assert_no_logged_count_lost(&worker, &lab, new);
 }
@@ -182,9 +191,7 @@ fn a_planned_switchover_with_the_master_paused_first_loses_no_count() {
 /// increments after the promotion, and the new master never sees them.
 #[test]
 fn a_planned_switchover_without_the_pause_loses_counts() {
-    let lab = SentinelLab::start();
-    let worker = fast_worker(&lab.url(), &[]);
-    worker.wait_for_count(5);
+    let (lab, worker) = counting_lab();
     let new = planned_switchover(&lab, &worker, false);
     assert!(
         lost_count(&worker, &lab, new).is_some(),
