@@ -66,11 +66,13 @@ impl RedisServer {
         }
     }
 
-    /// Adds `redis-server` arguments (e.g. `--replicaof`), kept across restarts.
+    /// Adds `redis-server` arguments (e.g. `--replicaof`) to a data node, kept across
+    /// restarts.
     pub fn with_args(mut self, args: &[&str]) -> Self {
-        if let Kind::Data(extra) = &mut self.kind {
-            extra.extend(args.iter().map(|arg| (*arg).to_owned()));
-        }
+        let Kind::Data(extra) = &mut self.kind else {
+            panic!("a sentinel takes its settings from its configuration file");
+        };
+        extra.extend(args.iter().map(|arg| (*arg).to_owned()));
         self
     }
 
