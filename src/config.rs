@@ -33,6 +33,7 @@ pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 pub const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
 
 const PASSWORD_FILE_ENV: &str = "REDIS_PASSWORD_FILE";
+const SENTINEL_PASSWORD_FILE_ENV: &str = "REDIS_SENTINEL_PASSWORD_FILE";
 const LOG_FILTER_ENV: &str = "RUST_LOG";
 
 /// A setting that has both a flag and an environment variable.
@@ -82,6 +83,9 @@ const AFTER_HELP: &str = "\
 Other environment variables:
   REDIS_PASSWORD_FILE  File holding the Redis password (e.g. a Docker secret); a trailing
                        newline is ignored and it overrides a password in the URL
+  REDIS_SENTINEL_PASSWORD_FILE
+                       File holding the sentinels' own password, for a redis+sentinel://
+                       URL whose sentinels require one (same file rules)
   RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug,redis=warn
                        [default: info]
 
@@ -97,7 +101,9 @@ struct Cli {
     #[command(subcommand)]
     command: Option<CliCommand>,
 
-    /// Redis server to count in (redis:// only)
+    /// Redis server to count in: redis://host[:port][/db], or
+    /// redis+sentinel://host1[:port],host2[:port],…/master-name[/db] to follow the master
+    /// that Redis Sentinel names
     #[arg(long, env = REDIS_URL.env, default_value = "redis://redis:6379",
           hide_env_values = true, global = true, value_parser = raw())]
     redis_url: OsString,
@@ -246,13 +252,15 @@ impl Config {
             utf8(given(setting), raw)
         };
 
-        let password = env_text(&env, PASSWORD_FILE_ENV)?
-            .filter(|path| !path.is_empty())
-            .map(|path| read_password_file(Path::new(&path)))
-            .transpose()?;
+        let password = password_from_file(&env, PASSWORD_FILE_ENV)?;
         let redis_url = text(&REDIS_URL, &cli.redis_url)?;
-        let redis = RedisTarget::new(&redis_url, password.as_deref())
+        let mut redis = RedisTarget::new(&redis_url, password.as_deref())
             .map_err(invalid(given(&REDIS_URL), &redact(&redis_url)))?;
+        if let Some(password) = password_from_file(&env, SENTINEL_PASSWORD_FILE_ENV)? {
+            redis = redis
+                .with_sentinel_password(&password)
+                .map_err(invalid(given(&REDIS_URL), &redact(&redis_url)))?;
+        }
         let key = text(&KEY, &cli.key)?;
         let key = parse_key(&key).map_err(invalid(given(&KEY), &key))?;
         let interval = text(&INTERVAL, &cli.interval)?;
@@ -335,9 +343,20 @@ fn env_text(
     env(name).map(|value| utf8(name, &value)).transpose()
 }
 
-fn read_password_file(path: &Path) -> Result<String, ConfigError> {
-    let invalid =
-        |reason: &str| invalid(PASSWORD_FILE_ENV, &path.display().to_string())(reason.to_owned());
+/// The password in the file that the variable `name` points to; none when it is unset or
+/// empty.
+fn password_from_file(
+    env: &impl Fn(&str) -> Option<OsString>,
+    name: &'static str,
+) -> Result<Option<String>, ConfigError> {
+    env_text(env, name)?
+        .filter(|path| !path.is_empty())
+        .map(|path| read_password_file(name, Path::new(&path)))
+        .transpose()
+}
+
+fn read_password_file(name: &'static str, path: &Path) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| invalid(name, &path.display().to_string())(reason.to_owned());
     // Non-blocking, so a FIFO cannot hang the start; then only a regular file (after
     // symlinks, as Docker and Kubernetes mount secrets) is read, and only so much of it.
     let file = File::options()
@@ -580,15 +599,13 @@ mod tests {
             &[("REDIS_PASSWORD_FILE", path)],
         )
         .unwrap();
-        let settings = config.redis.client().get_connection_info().redis_settings();
-        assert_eq!(settings.password(), Some("s3cret"));
+        assert_eq!(config.redis.redis_settings().password(), Some("s3cret"));
     }
 
     #[test]
     fn an_empty_password_file_setting_means_none() {
         let config = load(&[], &[("REDIS_PASSWORD_FILE", "")]).unwrap();
-        let settings = config.redis.client().get_connection_info().redis_settings();
-        assert_eq!(settings.password(), None);
+        assert_eq!(config.redis.redis_settings().password(), None);
     }
 
     #[test]
@@ -606,6 +623,34 @@ mod tests {
         let path = file.path().to_str().unwrap();
         let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
         assert!(message.ends_with("the file is empty"), "{message}");
+    }
+
+    #[test]
+    fn a_rejected_sentinel_url_names_the_setting_and_masks_the_password() {
+        let message = rejection(&["--redis-url", "redis+sentinel://:hunter2@s1,s2"], &[]);
+        assert!(
+            message.starts_with(r#"invalid --redis-url "redis+sentinel://:***@s1,s2": "#),
+            "{message}"
+        );
+        assert!(message.contains("names no master"), "{message}");
+    }
+
+    #[test]
+    fn sentinel_password_file_is_read_with_the_same_rules() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let path = file.path().to_str().unwrap();
+        let sentinels = ["--redis-url", "redis+sentinel://s1/mymaster"];
+        let message = rejection(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(
+            message.starts_with("invalid REDIS_SENTINEL_PASSWORD_FILE ")
+                && message.ends_with("the file is empty"),
+            "{message}"
+        );
+        std::fs::write(path, "watchers\n").unwrap();
+        let config = load(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(config.is_ok(), "{config:?}");
+        let message = rejection(&[], &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+        assert!(message.contains("names no sentinels"), "{message}");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub async fn connect_with(
         }
         Ok(())
     };
-    let config = config()
+    let config = bounded_config()
         .set_response_timeout(Some(RESPONSE_TIMEOUT + extra_reply_time))
         .set_push_sender(on_push);
     let redis = target.connect(&config).await?;
@@ -51,10 +51,12 @@ pub async fn connect_with(
 /// Opens one plain connection to `target` with the standard timeouts, for a single
 /// question such as the health check's `PING`.
 pub async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, RedisError> {
-    target.connect(&config()).await
+    target.connect(&bounded_config()).await
 }
 
-fn config() -> AsyncConnectionConfig {
+/// A connection configuration with the standard timeouts and nothing else, for a single
+/// question (a `PING`, asking a sentinel for the master).
+pub fn bounded_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))

@@ -15,5 +15,6 @@ pub mod logging;
 pub mod redis_target;
 pub mod resources;
 pub mod schedule;
+pub mod sentinel;
 pub mod shutdown;
 pub mod worker;

@@ -1,4 +1,5 @@
-//! The Redis server the worker talks to: a validated `redis://` URL, an optional password
+//! The Redis server the worker talks to: a validated `redis://` URL, or a
+//! `redis+sentinel://` URL naming the sentinels that know the master, an optional password
 //! from a file, and a printable form that never shows the password.
 //!
 //! Operators paste URLs with credentials into environment variables, and those URLs end up
@@ -8,10 +9,12 @@ use std::fmt;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, RedisResult,
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
+    RedisConnectionInfo, RedisResult,
 };
 
 use crate::logging::escaped;
+use crate::sentinel::{self, Sentinels};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -19,8 +22,15 @@ use crate::logging::escaped;
 /// logged freely.
 #[derive(Clone)]
 pub struct RedisTarget {
-    client: Client,
+    servers: Servers,
     shown: String,
+}
+
+/// How the server is found: at a fixed address, or by asking the sentinels each time.
+#[derive(Clone)]
+enum Servers {
+    Fixed(Client),
+    Sentinel(Sentinels),
 }
 
 impl RedisTarget {
@@ -30,62 +40,117 @@ impl RedisTarget {
     /// The error is a reason for a person, without the URL itself: the caller names the
     /// setting and shows the [`redact`]ed value.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
-        match parsed.scheme() {
-            "redis" => {}
-            "rediss" => {
-                return Err(
-                    "TLS (rediss://) is not built into this binary; use redis:// \
-                            on a private network or a TLS-terminating proxy"
-                        .to_owned(),
-                );
+        let servers = if url.starts_with(&format!("{}://", sentinel::SCHEME)) {
+            let mut sentinels = Sentinels::parse(url)?;
+            if let Some(password) = password {
+                sentinels.set_redis_password(password);
             }
-            other => return Err(format!("scheme {other:?} is not supported; use redis://")),
-        }
-        if parsed.host_str().is_none_or(str::is_empty) {
-            return Err("the URL names no host".to_owned());
-        }
-        let mut info: ConnectionInfo = parsed
-            .into_connection_info()
-            .map_err(|err| err.to_string())?;
-        if info.redis_settings().db() < 0 {
-            return Err("the database index must be a non-negative integer".to_owned());
-        }
-        // RESP3 lets the client report a connection that Redis closed while it was idle
-        // (see `connection`); Redis 6 and newer speak it.
-        let mut settings = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        if let Some(password) = password {
-            settings = settings.set_password(password);
-        }
-        info = info.set_redis_settings(settings);
-        let client = Client::open(info).map_err(|err| err.to_string())?;
+            Servers::Sentinel(sentinels)
+        } else {
+            Servers::Fixed(fixed_client(url, password)?)
+        };
         Ok(Self {
-            client,
+            servers,
             shown: escaped(&redact(url)),
         })
     }
 
-    /// The Redis client for this target; cheap to clone, opens no connection by itself.
-    pub fn client(&self) -> &Client {
-        &self.client
+    /// Gives the sentinels their own password (`REDIS_SENTINEL_PASSWORD_FILE`); refused
+    /// for a target that names no sentinels, where it would be silently ignored.
+    pub fn with_sentinel_password(mut self, password: &str) -> Result<Self, String> {
+        match &mut self.servers {
+            Servers::Sentinel(sentinels) => sentinels.set_sentinel_password(password),
+            Servers::Fixed(_) => {
+                return Err(format!(
+                    "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
+                     names no sentinels; use {}://",
+                    sentinel::SCHEME
+                ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The client of a target at a fixed address; `None` under Sentinel, where the
+    /// address is only known once [`Self::connect`] has asked.
+    pub fn client(&self) -> Option<&Client> {
+        match &self.servers {
+            Servers::Fixed(client) => Some(client),
+            Servers::Sentinel(_) => None,
+        }
+    }
+
+    /// The credentials, database and protocol used on the Redis server, whichever way
+    /// it is found.
+    pub fn redis_settings(&self) -> &RedisConnectionInfo {
+        match &self.servers {
+            Servers::Fixed(client) => client.get_connection_info().redis_settings(),
+            Servers::Sentinel(sentinels) => sentinels.redis_settings(),
+        }
     }
 
     /// Opens one connection to the Redis that this target names right now, with the
     /// timeouts of `config`.
     ///
-    /// Every connection the worker and the health check make goes through here, so a
-    /// target that has to look its server up first (Sentinel) changes this one place.
+    /// Every connection the worker and the health check make goes through here, so under
+    /// Sentinel each one goes to the current master, never to a remembered address.
     pub async fn connect(
         &self,
         config: &AsyncConnectionConfig,
     ) -> RedisResult<MultiplexedConnection> {
-        self.client
-            .get_multiplexed_async_connection_with_config(config)
-            .await
+        match &self.servers {
+            Servers::Fixed(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(config)
+                    .await
+            }
+            Servers::Sentinel(sentinels) => sentinels.connect_to_master(config).await,
+        }
     }
+}
+
+/// The client for a `redis://` URL, with `password` overriding the URL's.
+fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
+    let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
+    match parsed.scheme() {
+        "redis" => {}
+        "rediss" => {
+            return Err(
+                "TLS (rediss://) is not built into this binary; use redis:// \
+                            on a private network or a TLS-terminating proxy"
+                    .to_owned(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "scheme {other:?} is not supported; use redis:// or {}://",
+                sentinel::SCHEME
+            ));
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL names no host".to_owned());
+    }
+    let info: ConnectionInfo = parsed
+        .into_connection_info()
+        .map_err(|err| err.to_string())?;
+    let mut settings = data_node_settings(info.redis_settings().clone())?;
+    if let Some(password) = password {
+        settings = settings.set_password(password);
+    }
+    Client::open(info.set_redis_settings(settings)).map_err(|err| err.to_string())
+}
+
+/// The settings for a Redis data node (fixed, or a master found through Sentinel), checked
+/// and completed the same way.
+///
+/// RESP3 lets the client report a connection that Redis closed while it was idle (see
+/// `connection`); Redis 6 and newer speak it.
+pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
+    if settings.db() < 0 {
+        return Err("the database index must be a non-negative integer".to_owned());
+    }
+    Ok(settings.set_protocol(ProtocolVersion::RESP3))
 }
 
 impl fmt::Display for RedisTarget {
@@ -216,8 +281,32 @@ mod tests {
     #[test]
     fn password_argument_overrides_the_url_password() {
         let target = RedisTarget::new("redis://:from-url@redis", Some("from-file")).unwrap();
-        let settings = target.client().get_connection_info().redis_settings();
-        assert_eq!(settings.password(), Some("from-file"));
+        assert_eq!(target.redis_settings().password(), Some("from-file"));
+    }
+
+    #[test]
+    fn sentinel_urls_name_sentinels_and_keep_credentials_for_the_data_nodes() {
+        let url = "redis+sentinel://app:hunter2@s1,s2:26380/mymaster/1";
+        let target = RedisTarget::new(url, Some("from-file"))
+            .unwrap()
+            .with_sentinel_password("watchers")
+            .unwrap();
+        assert!(target.client().is_none(), "no fixed address under Sentinel");
+        assert_eq!(target.redis_settings().password(), Some("from-file"));
+        assert_eq!(target.redis_settings().db(), 1);
+        assert_eq!(
+            target.to_string(),
+            "redis+sentinel://app:***@s1,s2:26380/mymaster/1"
+        );
+    }
+
+    #[test]
+    fn a_sentinel_password_needs_a_sentinel_url() {
+        let err = RedisTarget::new("redis://redis", None)
+            .unwrap()
+            .with_sentinel_password("watchers")
+            .unwrap_err();
+        assert!(err.contains("names no sentinels"), "{err}");
     }
 
     #[test]

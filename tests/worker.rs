@@ -6,17 +6,7 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{PATIENCE, RedisServer, SilentServer, Worker, file_with, path_str};
-
-/// Short ticks keep the suite quick; the default of 2 s is checked in its own test.
-const FAST: &str = "100ms";
-
-/// A worker for the Redis at `url`, ticking every [`FAST`], with `extra` settings.
-fn fast_worker(url: &str, extra: &[(&str, &str)]) -> Worker {
-    let mut env = vec![("REDIS_URL", url), ("INTERVAL", FAST)];
-    env.extend_from_slice(extra);
-    Worker::start(&env)
-}
+use support::{PATIENCE, RedisServer, SilentServer, Worker, fast_worker, file_with, path_str};
 
 #[test]
 fn counts_in_redis_and_logs_each_value() {

@@ -5,12 +5,14 @@
 //! Every test gets its own Redis, so tests run in parallel without sharing keys. Both
 //! kinds of process are killed when their handle is dropped, also when a test fails.
 
-// Each test crate (worker, faults, …) uses its own part of this shared harness.
+// Each test crate (worker, faults, sentinel, …) uses its own part of this shared harness.
 #![allow(dead_code)]
+
+pub mod sentinel_lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -28,8 +30,16 @@ pub struct RedisServer {
     dir: TempDir,
     port: u16,
     password: Option<String>,
-    extra_args: Vec<String>,
+    kind: Kind,
     process: Option<Child>,
+}
+
+/// What the process is: a Redis holding data, or a sentinel watching one.
+enum Kind {
+    /// A Redis with every write persisted, and these extra `redis-server` arguments.
+    Data(Vec<String>),
+    /// A sentinel started from this configuration file, which it rewrites as it learns.
+    Sentinel(PathBuf),
 }
 
 impl RedisServer {
@@ -48,8 +58,7 @@ impl RedisServer {
     /// A running Redis started with `args` on top of the harness's own, e.g.
     /// `["--timeout", "1"]`.
     pub fn start_with_args(args: &[&str]) -> Self {
-        let mut server = Self::not_started(None);
-        server.extra_args = args.iter().map(|arg| (*arg).to_owned()).collect();
+        let mut server = Self::not_started(None).with_args(args);
         server.launch();
         server
     }
@@ -60,9 +69,29 @@ impl RedisServer {
             dir: tempfile::tempdir().expect("temp dir for Redis"),
             port: free_port(),
             password: password.map(str::to_owned),
-            extra_args: Vec::new(),
+            kind: Kind::Data(Vec::new()),
             process: None,
         }
+    }
+
+    /// Adds `redis-server` arguments (e.g. `--replicaof`) to a data node, kept across
+    /// restarts.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        let Kind::Data(extra) = &mut self.kind else {
+            panic!("a sentinel takes its settings from its configuration file");
+        };
+        extra.extend(args.iter().map(|arg| (*arg).to_owned()));
+        self
+    }
+
+    /// A sentinel, not running yet, whose configuration starts as `config`; `password`
+    /// is the one its clients must give.
+    pub fn sentinel_not_started(config: &str, password: Option<&str>) -> Self {
+        let mut server = Self::not_started(password);
+        let file = server.dir.path().join("sentinel.conf");
+        std::fs::write(&file, config).expect("write sentinel.conf");
+        server.kind = Kind::Sentinel(file);
+        server
     }
 
     /// The URL the worker should use; it carries no password.
@@ -79,24 +108,31 @@ impl RedisServer {
         assert!(self.process.is_none(), "Redis is already running");
         let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("Redis log");
         let mut command = Command::new("redis-server");
+        if let Kind::Sentinel(config) = &self.kind {
+            // The configuration file must come first.
+            command.arg(config).arg("--sentinel");
+        }
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(self.dir.path())
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
             .stdout(log)
             .stderr(Stdio::null());
+        if let Kind::Data(extra) = &self.kind {
+            command
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .args(extra);
+        }
         if let Some(password) = &self.password {
             command.args(["--requirepass", password]);
         }
-        command.args(&self.extra_args);
         let child = command.spawn().unwrap_or_else(|err| {
             panic!("cannot start redis-server (is it installed and on PATH?): {err}")
         });
@@ -135,6 +171,7 @@ impl RedisServer {
         RedisTarget::new(&self.url(), self.password.as_deref())
             .expect("the harness's own URL is valid")
             .client()
+            .expect("the harness's Redis has a fixed address")
             .get_connection_with_timeout(Duration::from_secs(2))
     }
 
@@ -197,10 +234,16 @@ impl Lines {
         self.0.0.lock().unwrap().clone()
     }
 
-    /// Waits until a line after the first `skip` ones satisfies `wanted`; returns its index.
-    fn wait_for(&self, skip: usize, wanted: &dyn Fn(&str) -> bool) -> Option<usize> {
+    /// Waits up to `patience` until a line after the first `skip` ones satisfies `wanted`;
+    /// returns its index.
+    fn wait_for(
+        &self,
+        skip: usize,
+        wanted: &dyn Fn(&str) -> bool,
+        patience: Duration,
+    ) -> Option<usize> {
         let (list, arrived) = &*self.0;
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience;
         let mut list = list.lock().unwrap();
         loop {
             if let Some(found) = list.iter().skip(skip).position(|line| wanted(line)) {
@@ -242,6 +285,16 @@ pub fn worker_command(args: &[&str], env: &[(&str, &str)]) -> Command {
         .env("HEALTH_FILE", "")
         .envs(env.iter().copied());
     command
+}
+
+/// Short ticks keep the suites quick; the default of 2 s is checked in its own test.
+pub const FAST: &str = "100ms";
+
+/// A worker for the Redis at `url`, ticking every [`FAST`], with `extra` settings.
+pub fn fast_worker(url: &str, extra: &[(&str, &str)]) -> Worker {
+    let mut env = vec![("REDIS_URL", url), ("INTERVAL", FAST)];
+    env.extend_from_slice(extra);
+    Worker::start(&env)
 }
 
 /// Sends `signal` to the process `pid` that this test spawned.
@@ -289,14 +342,29 @@ impl Worker {
     /// Like [`Self::wait_for_line`], but only among lines after the first `skip`;
     /// returns the line's index too, to wait for a later one.
     pub fn wait_for_line_after(&self, skip: usize, parts: &[&str]) -> (usize, String) {
+        self.wait_for_line_within(PATIENCE, skip, parts)
+    }
+
+    /// Like [`Self::wait_for_line_after`], waiting up to `patience`.
+    pub fn wait_for_line_within(
+        &self,
+        patience: Duration,
+        skip: usize,
+        parts: &[&str],
+    ) -> (usize, String) {
         let wanted = |line: &str| parts.iter().all(|part| line.contains(part));
-        match self.stdout.wait_for(skip, &wanted) {
+        match self.stdout.wait_for(skip, &wanted, patience) {
             Some(index) => (index, self.stdout.snapshot()[index].clone()),
             None => panic!(
-                "no line with {parts:?} within {PATIENCE:?}; output:\n{}",
+                "no line with {parts:?} within {patience:?}; output:\n{}",
                 self.output()
             ),
         }
+    }
+
+    /// How many lines the worker has written to stdout so far.
+    pub fn line_count(&self) -> usize {
+        self.stdout.snapshot().len()
     }
 
     /// Waits until the worker logs `Contador atual: {count}`.

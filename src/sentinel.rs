@@ -1,0 +1,318 @@
+//! Where to find the Redis master when Redis runs under Sentinel, and why it is looked up
+//! again for every connection.
+//!
+//! Under Sentinel the master moves: a failover promotes a replica, and an old master that
+//! comes back is demoted a few seconds later. The Redis client keeps talking to whatever
+//! address it was opened on, so an address must never be remembered. Each new connection
+//! asks all the sentinels at once which server is the master now (the first answer wins,
+//! so one dead or black-holed sentinel costs nothing), opens a connection to that server
+//! and sends `ROLE` on it: only a connection whose server says `master` is handed out. A
+//! sentinel with an outdated view, a promotion still under way, or a restarted stale master
+//! all end in an error for that attempt, which the caller retries.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, Mutex};
+
+use futures_util::future::select_ok;
+use redis::aio::MultiplexedConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, Role,
+};
+use tracing::{debug, info};
+
+use crate::connection::bounded_config;
+
+/// The URL scheme that names sentinels instead of a Redis server.
+pub const SCHEME: &str = "redis+sentinel";
+
+/// The port a sentinel listens on unless the URL says otherwise.
+pub const DEFAULT_PORT: u16 = 26379;
+
+/// The sentinels that watch one master, and how to log in to the Redis servers they name.
+///
+/// Built from `redis+sentinel://[user:password@]host1[:port],host2[:port],…/master-name[/db]`.
+/// The URL's credentials and database are for the Redis servers (the data); sentinels that
+/// require a password of their own get it from [`Self::set_sentinel_password`].
+#[derive(Clone)]
+pub struct Sentinels {
+    nodes: Vec<(String, u16)>,
+    sentinel_password: Option<String>,
+    master_name: String,
+    redis: RedisConnectionInfo,
+    /// The master last connected to, so a change (a failover) is logged, not every
+    /// reconnect.
+    last_master: Arc<Mutex<Option<String>>>,
+}
+
+impl Sentinels {
+    /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
+    /// the URL (which may hold a password).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let rest = url
+            .strip_prefix(SCHEME)
+            .and_then(|rest| rest.strip_prefix("://"))
+            .ok_or_else(|| format!("a Sentinel URL starts with {SCHEME}://"))?;
+        if rest.contains(['?', '#']) {
+            return Err(format!(
+                "query parameters are not supported in a {SCHEME}:// URL"
+            ));
+        }
+        let (user_info, rest) = match rest.rsplit_once('@') {
+            Some((user_info, rest)) => (Some(user_info), rest),
+            None => (None, rest),
+        };
+        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
+        if hosts.is_empty() {
+            return Err("the URL names no sentinel host".to_owned());
+        }
+        let nodes = hosts
+            .split(',')
+            .map(parse_node)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut segments = path.split('/');
+        let master_name = segments.next().filter(|name| !name.is_empty()).ok_or(
+            "the URL names no master; write the master's name after the hosts: …/mymaster",
+        )?;
+        let db = segments.next().unwrap_or_default();
+        if segments.any(|extra| !extra.is_empty()) {
+            return Err(
+                "too many path segments; write …/master-name or …/master-name/db".to_owned(),
+            );
+        }
+        Ok(Self {
+            nodes,
+            sentinel_password: None,
+            master_name: master_name.to_owned(),
+            redis: data_node_settings(user_info, db)?,
+            last_master: Arc::default(),
+        })
+    }
+
+    /// Makes `password` the one for the Redis servers, overriding the URL's (the
+    /// `REDIS_PASSWORD_FILE` rule).
+    pub fn set_redis_password(&mut self, password: &str) {
+        self.redis = self.redis.clone().set_password(password);
+    }
+
+    /// The password that sentinels started with `requirepass` ask for.
+    pub fn set_sentinel_password(&mut self, password: &str) {
+        self.sentinel_password = Some(password.to_owned());
+    }
+
+    /// Credentials, database and protocol used on the master once it is found.
+    pub fn redis_settings(&self) -> &RedisConnectionInfo {
+        &self.redis
+    }
+
+    /// Opens a connection to the server the sentinels name as master right now, and
+    /// returns it only once that server's `ROLE` says `master`.
+    ///
+    /// Asking the sentinels is bounded by the standard connect and reply timeouts; the
+    /// connection to the master gets `config`, timeouts and all.
+    pub async fn connect_to_master(
+        &self,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<MultiplexedConnection> {
+        let (host, port) = self.master_address(&bounded_config()).await?;
+        let master = format!("{host}:{port}");
+        let info = tcp_address(&host, port, self.redis.clone())?;
+        let checked = async {
+            let mut connection = Client::open(info)?
+                .get_multiplexed_async_connection_with_config(config)
+                .await?;
+            let role: Role = redis::cmd("ROLE").query_async(&mut connection).await?;
+            Ok((connection, role))
+        };
+        let (connection, role) = checked
+            .await
+            .map_err(|err| explained(err, "the master the sentinels named failed", &master))?;
+        if !matches!(role, Role::Primary { .. }) {
+            return Err(RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "the server the sentinels named is not a master",
+                format!("{master} answers ROLE as {}", role_name(&role)),
+            )));
+        }
+        let mut last_master = self
+            .last_master
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last_master.as_deref() == Some(master.as_str()) {
+            debug!(%master, name = %self.master_name, "the sentinels name the same master");
+        } else {
+            info!(%master, name = %self.master_name,
+                  "found the Redis master through Sentinel");
+            *last_master = Some(master);
+        }
+        Ok(connection)
+    }
+
+    /// Asks every sentinel at once; the first address any of them gives wins.
+    async fn master_address(&self, config: &AsyncConnectionConfig) -> RedisResult<(String, u16)> {
+        let asks = self
+            .nodes
+            .iter()
+            .map(|(host, port)| Box::pin(self.ask(host, *port, config)));
+        match select_ok(asks).await {
+            Ok((address, _slower)) => Ok(address),
+            // The error of the last sentinel to fail; all of them did.
+            Err(err) => Err(RedisError::from((
+                err.kind(),
+                "no sentinel named the master",
+                err.detail().unwrap_or_default().to_owned(),
+            ))),
+        }
+    }
+
+    async fn ask(
+        &self,
+        host: &str,
+        port: u16,
+        config: &AsyncConnectionConfig,
+    ) -> RedisResult<(String, u16)> {
+        let mut info = RedisConnectionInfo::default();
+        if let Some(password) = &self.sentinel_password {
+            info = info.set_password(password);
+        }
+        let sentinel = format!("sentinel {host}:{port}");
+        let answer = async {
+            let mut connection = Client::open(tcp_address(host, port, info)?)?
+                .get_multiplexed_async_connection_with_config(config)
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.master_name)
+                .query_async::<Option<(String, u16)>>(&mut connection)
+                .await
+        };
+        let answer = answer
+            .await
+            .map_err(|err| explained(err, "a sentinel failed", &sentinel))?;
+        answer.ok_or_else(|| {
+            RedisError::from((
+                ErrorKind::MasterNameNotFoundBySentinel,
+                "unknown master",
+                format!("{sentinel} monitors no master named {:?}", self.master_name),
+            ))
+        })
+    }
+}
+
+/// `err` with the server it came from, keeping its kind (the caller tells a refusal, such as
+/// a wrong password, from a server that is down by the kind).
+fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
+    RedisError::from((err.kind(), what, format!("{server}: {err}")))
+}
+
+/// The Redis client's address for `host:port`, logging in with `settings`.
+fn tcp_address(
+    host: &str,
+    port: u16,
+    settings: RedisConnectionInfo,
+) -> RedisResult<ConnectionInfo> {
+    let info = ConnectionAddr::Tcp(host.to_owned(), port).into_connection_info()?;
+    Ok(info.set_redis_settings(settings))
+}
+
+/// One `host[:port]` of the list; IPv6 addresses go in brackets, as in any URL.
+fn parse_node(node: &str) -> Result<(String, u16), String> {
+    if node.is_empty() {
+        return Err("the sentinel list has an empty entry".to_owned());
+    }
+    let parsed = url::Url::parse(&format!("redis://{node}"))
+        .map_err(|err| format!("sentinel {node:?} is not host[:port] ({err})"))?;
+    let host = match parsed.host() {
+        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
+        Some(url::Host::Ipv4(ip)) => Ipv4Addr::to_string(&ip),
+        Some(url::Host::Ipv6(ip)) => Ipv6Addr::to_string(&ip),
+        _ => return Err(format!("sentinel {node:?} names no host")),
+    };
+    Ok((host, parsed.port().unwrap_or(DEFAULT_PORT)))
+}
+
+/// The data nodes' login and database, read the way a `redis://` URL with the same
+/// user info and path would be, so both kinds of URL follow one set of rules.
+fn data_node_settings(user_info: Option<&str>, db: &str) -> Result<RedisConnectionInfo, String> {
+    let login = user_info
+        .map(|user_info| format!("{user_info}@"))
+        .unwrap_or_default();
+    let info = format!("redis://{login}data-node/{db}")
+        .into_connection_info()
+        .map_err(|err| err.to_string())?;
+    crate::redis_target::data_node_settings(info.redis_settings().clone())
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Primary { .. } => "master",
+        Role::Replica { .. } => "replica",
+        Role::Sentinel { .. } => "sentinel",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hosts_ports_master_name_and_db() {
+        let sentinels =
+            Sentinels::parse("redis+sentinel://s1,s2:26380,[::1]:7000,10.0.0.3/mymaster/2")
+                .unwrap();
+        assert_eq!(
+            sentinels.nodes,
+            [
+                ("s1".to_owned(), DEFAULT_PORT),
+                ("s2".to_owned(), 26380),
+                ("::1".to_owned(), 7000),
+                ("10.0.0.3".to_owned(), DEFAULT_PORT),
+            ]
+        );
+        assert_eq!(sentinels.master_name, "mymaster");
+        assert_eq!(sentinels.redis_settings().db(), 2);
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_for_the_data_nodes() {
+        let sentinels = Sentinels::parse("redis+sentinel://app:p%40ss@s1,s2/mymaster").unwrap();
+        let settings = sentinels.redis_settings();
+        assert_eq!(settings.username(), Some("app"));
+        assert_eq!(settings.password(), Some("p@ss"));
+        assert_eq!(settings.db(), 0);
+        assert_eq!(sentinels.sentinel_password, None);
+    }
+
+    #[test]
+    fn a_password_from_a_file_overrides_the_url_password() {
+        let mut sentinels = Sentinels::parse("redis+sentinel://:old@s1/mymaster").unwrap();
+        sentinels.set_redis_password("new");
+        sentinels.set_sentinel_password("watchers");
+        assert_eq!(sentinels.redis_settings().password(), Some("new"));
+        assert_eq!(sentinels.sentinel_password.as_deref(), Some("watchers"));
+    }
+
+    #[test]
+    fn rejects_incomplete_urls_with_a_reason() {
+        let cases = [
+            ("redis+sentinel:///mymaster", "no sentinel host"),
+            ("redis+sentinel://:pw@/mymaster", "no sentinel host"),
+            ("redis+sentinel://s1,,s2/mymaster", "empty entry"),
+            ("redis+sentinel://s1,s2", "names no master"),
+            ("redis+sentinel://s1/", "names no master"),
+            ("redis+sentinel://s1:99999/mymaster", "not host[:port]"),
+            ("redis+sentinel://s1:port/mymaster", "not host[:port]"),
+            ("redis+sentinel://s1/mymaster/abc", "database"),
+            ("redis+sentinel://s1/mymaster/0/1", "too many path segments"),
+            ("redis+sentinel://s1/mymaster?protocol=resp3", "query"),
+            ("redis://s1/mymaster", "starts with"),
+        ];
+        for (url, reason) in cases {
+            let err = Sentinels::parse(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(err.contains(reason), "{url}: {err}");
+        }
+    }
+}
