@@ -225,3 +225,30 @@ fn bad_sentinel_urls_exit_2_naming_the_setting_and_masking_the_password() {
         "{stderr}"
     );
 }
+
+#[test]
+fn wait_names_counts_no_replica_acknowledged_and_noreplicas_sends_the_worker_back() {
+    let lab = SentinelLab::start();
+    let worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
+    worker.wait_for_count(3);
+    let replicas = lab.replica_ports();
+    for port in &replicas {
+        lab.data_node(*port).signal(libc::SIGSTOP);
+    }
+    // Each count now stands on the master alone, and the log says so.
+    let (unacknowledged, line) =
+        worker.wait_for_line_after(0, &["WARN", "acknowledged by 0 of 1 replicas"]);
+    assert!(line.contains("count="), "{line}");
+    // Once the replicas lag past min-replicas-max-lag (10 s), the master refuses writes:
+    // the worker drops the connection and asks the sentinels again.
+    let (refused, line) =
+        worker.wait_for_line_within(FAILOVER_PATIENCE, unacknowledged, &["NOREPLICAS"]);
+    assert!(line.contains("cannot take writes here"), "{line}");
+    for port in &replicas {
+        lab.data_node(*port).signal(libc::SIGCONT);
+    }
+    let (_, line) = worker.wait_for_line_within(FAILOVER_PATIENCE, refused, &["Contador atual"]);
+    let resumed = support::logged_count(&line).unwrap();
+    assert_no_logged_count_lost(&worker, &lab, lab.master_port());
+    assert!(resumed > 3);
+}

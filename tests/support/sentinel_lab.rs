@@ -106,6 +106,16 @@ impl SentinelLab {
         self.master_named_by(&self.sentinels[0])
     }
 
+    /// The ports of the data nodes that are not the master.
+    pub fn replica_ports(&self) -> Vec<u16> {
+        let master = self.master_port();
+        self.data
+            .iter()
+            .map(RedisServer::port)
+            .filter(|port| *port != master)
+            .collect()
+    }
+
     /// The data node listening on `port`.
     pub fn data_node(&self, port: u16) -> &RedisServer {
         self.data
