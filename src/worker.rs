@@ -129,11 +129,14 @@ impl Worker {
         state: &mut LoopState,
         shutdown: &CancellationToken,
     ) -> Option<Instant> {
-        let retry = next_tick(
-            scheduled,
-            self.interval.max(MIN_RETRY_PERIOD),
-            Instant::now(),
-        );
+        // After a failed attempt: the next grid point, never sooner than MIN_RETRY_PERIOD.
+        let retry = || {
+            next_tick(
+                scheduled,
+                self.interval.max(MIN_RETRY_PERIOD),
+                Instant::now(),
+            )
+        };
         if state.connection.as_ref().is_some_and(Connection::is_closed) {
             debug!(redis = %self.redis, "Redis closed the idle connection; reconnecting for this tick");
             state.connection = None;
@@ -144,7 +147,7 @@ impl Worker {
                 Ok(connection) => state.connection.insert(connection),
                 Err(err) => {
                     self.connect_failed(state, &err);
-                    return Some(retry);
+                    return Some(retry());
                 }
             },
         };
@@ -160,7 +163,7 @@ impl Worker {
                 Err(err) => {
                     state.connection = None;
                     self.connect_failed(state, &err);
-                    return Some(retry);
+                    return Some(retry());
                 }
             }
         }
