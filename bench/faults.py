@@ -17,7 +17,7 @@ from typing import Callable
 from harness import CLK_TCK, BenchError, cpu_seconds
 from figures import Bench
 from redis_side import RedisServer, SynCounter
-from report import Row, ms, ratio, seconds
+from report import Row, duration, ms, ratio
 from workers import Worker
 
 RECOVERY_CAP = 20.0  # seconds after Redis is back before a worker counts as not recovered
@@ -143,11 +143,11 @@ def recovery_cell(runs: list[Outage]) -> str:
     parts = []
     if recovered:
         everyone = ", no crash" if len(recovered) == len(runs) else ""
-        parts.append(f"{seconds(statistics.median(recovered))} "
+        parts.append(f"{duration(statistics.median(recovered))} "
                      f"({len(recovered)}/{len(runs)} recovered{everyone})")
     if exited:
         parts.append(f"crashed in {len(exited)}/{len(runs)}, "
-                     f"{seconds(statistics.median(exited))} into the outage")
+                     f"{duration(statistics.median(exited))} into the outage")
     if stuck:
         parts.append(f"no INCR within {RECOVERY_CAP:g} s in {stuck}/{len(runs)}")
     return "; ".join(parts)
@@ -176,7 +176,7 @@ def attempts_row(bench: Bench, number: str, down_for: float, interval_ms: int,
     def cell(r: Outage) -> str:
         shown = f"{r.attempts} ({r.attempts / down_for:.1f}/s)"
         return shown if r.exited_at is None else (
-            f"{r.attempts}, then crashed {seconds(r.exited_at)} into the outage")
+            f"{r.attempts}, then crashed {duration(r.exited_at)} into the outage")
 
     def value(r: Outage) -> float | None:
         return None if r.exited_at is not None else r.attempts
@@ -195,7 +195,7 @@ def cpu_row(bench: Bench, number: str, down_for: float, interval_ms: int,
 
     def cell(r: Outage) -> str:
         if r.cpu is None:
-            return f"crashed {seconds(r.exited_at or 0)} into the outage"
+            return f"crashed {duration(r.exited_at or 0)} into the outage"
         return f"< {ms(tick)}" if r.cpu == 0 else ms(r.cpu)
 
     def value(r: Outage) -> float | None:

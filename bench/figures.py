@@ -137,8 +137,9 @@ def startup(bench: Bench) -> Row:
     return Row("1", f"Start → first INCR seen in Redis (median of {bench.plan.startup_runs})",
                *w.cells(shown), *both_ratios(bench, medians),
                goal("start", 2, bench, medians,
-                    "a tokio runtime, clap's parser and a tracing subscriber are set up "
-                    "before the first connect; the floor parses four arguments and connects"))
+                    "counter-worker does more before its first connect: a larger binary to "
+                    "map (6a), a tokio runtime, clap's parser, tracing's set-up and "
+                    "a start line, where the floor reads four arguments"))
 
 
 # 2 ------------------------------------------------------------------------------
@@ -292,8 +293,9 @@ def sigterm(bench: Bench) -> Row:
                     f"{bench.plan.repeats})",
                *w.cells(shown), vs_seed, vs_floor,
                goal("SIGTERM → exit", 1.5, bench, typical,
-                    "tokio's runtime shuts down its threads and the final summary line is "
-                    "written before exit; the floor returns from ppoll and exits",
+                    "the signal reaches the loop through tokio's signal pipe and reactor, and "
+                    "a summary line is written before exit; the floor's ppoll returns and it "
+                    "exits",
                     exact=not (capped[w.counter] or capped[w.floor])))
 
 

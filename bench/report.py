@@ -62,6 +62,12 @@ def seconds(s: float) -> str:
     return f"{s:.2f} s"
 
 
+def duration(s: float) -> str:
+    """Milliseconds below a second, seconds above: a recovery of 3 ms and one of 2 s both
+    read at a glance."""
+    return f"{s * 1000:.0f} ms" if s < 1 else seconds(s)
+
+
 def mib(kib: int) -> str:
     return f"{kib / 1024:.1f} MiB"
 
