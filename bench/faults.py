@@ -50,11 +50,16 @@ class Outage:
 
 
 def open_stations(bench: Bench, label: str, interval_ms: int, section: str,
-                  redis_args: tuple[str, ...] = ()) -> list[Station]:
+                  redis_args: tuple[str, ...] = (), mid_second: bool = False) -> list[Station]:
+    """Starts one Redis and one worker per worker kind, and waits until each counts.
+    `mid_second`: start each worker half-way through a wall-clock second, so that its
+    ticks (at whole-second intervals) fall there too."""
     group = []
     for worker in bench.workers.all():
         redis = RedisServer(bench.procs, redis_args)
         redis.start()
+        if mid_second:
+            time.sleep((0.5 - time.time()) % 1)
         proc, key = bench.launch(worker, label, interval_ms, section, redis=redis)
         group.append(Station(worker, redis, proc, key))
     for station in group:  # connected and ticking
@@ -242,7 +247,7 @@ def idle_timeout(bench: Bench) -> Row:
     connections idle for more than a second, at an interval longer than that."""
     ticks, interval = bench.plan.idle_ticks, IDLE_INTERVAL_MS / 1000
     group = open_stations(bench, "idle", IDLE_INTERVAL_MS, "9. idle timeout",
-                          ("--timeout", str(IDLE_TIMEOUT_S)))
+                          ("--timeout", str(IDLE_TIMEOUT_S)), mid_second=True)
     # Each window starts just after one of the worker's INCRs and spans `ticks` more
     # grid points, with half an interval of slack at the end.
     first = {s.worker: s.redis.count(s.key) for s in group}
@@ -300,7 +305,12 @@ def method(short_outage_s: float, long_outage_s: float, repeats: int) -> list[st
         "most counter-worker is meant to make.",
         f"9. Redis runs with `--timeout {IDLE_TIMEOUT_S}`, so it closes a connection idle for "
         f"more than {IDLE_TIMEOUT_S} s, as a NAT or load balancer idle timer would, and the "
-        f"interval is {IDLE_INTERVAL_MS / 1000:g} s. The window starts just after one of the "
+        f"interval is {IDLE_INTERVAL_MS / 1000:g} s. Redis checks for idle clients ten times "
+        "a second and counts idleness in whole seconds of its wall clock, so a tick just "
+        "after a second begins can slip through before the check closes the connection; "
+        "each worker is therefore started half-way through a second, its ticks land there, "
+        "and every connection idle for one interval is closed before the next tick. "
+        "The window starts just after one of the "
         "worker's INCRs and lasts the given number of intervals plus half of one; every "
         "tick in it should count.",
     ]
