@@ -69,6 +69,7 @@ def open_stations(bench: Bench, label: str, interval_ms: int, section: str,
 
 
 def close_stations(bench: Bench, group: list[Station]) -> None:
+    """Stops each worker and its Redis, keeping the last line of any worker that had exited."""
     for station in group:
         if station.proc.poll() is not None:
             said = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT",
@@ -142,6 +143,7 @@ def outage(bench: Bench, interval_ms: int, down_for: float, label: str) -> dict[
 
 
 def recovery_cell(runs: list[Outage]) -> str:
+    """One worker's recoveries: the median of those that recovered, then crashes and stalls."""
     recovered = [r.recovered for r in runs if r.recovered is not None]
     exited = [r.exited_at for r in runs if r.exited_at is not None]
     stuck = len(runs) - len(recovered) - len(exited)
@@ -159,12 +161,14 @@ def recovery_cell(runs: list[Outage]) -> str:
 
 
 def median_recovery(runs: list[Outage]) -> float | None:
+    """The median recovery, or None unless every run recovered (no ratio then)."""
     times = [r.recovered for r in runs if r.recovered is not None]
     return statistics.median(times) if len(times) == len(runs) else None
 
 
 def recovery_row(bench: Bench, number: str, down_for: float, interval_ms: int,
                  runs: dict[Worker, list[Outage]]) -> Row:
+    """A row of figure 7: recovery after one outage length at one interval."""
     w = bench.workers
     typical = {worker: median_recovery(r) for worker, r in runs.items()}
     count = len(runs[w.counter])
@@ -178,6 +182,7 @@ def recovery_row(bench: Bench, number: str, down_for: float, interval_ms: int,
 
 def attempts_row(bench: Bench, number: str, down_for: float, interval_ms: int,
                  runs: dict[Worker, Outage]) -> Row:
+    """A row of figure 8: connection attempts during the long outage at one interval."""
     def cell(r: Outage) -> str:
         shown = f"{r.attempts} ({r.attempts / down_for:.1f}/s)"
         return shown if r.exited_at is None else (
@@ -196,6 +201,7 @@ def attempts_row(bench: Bench, number: str, down_for: float, interval_ms: int,
 
 def cpu_row(bench: Bench, number: str, down_for: float, interval_ms: int,
             runs: dict[Worker, Outage]) -> Row:
+    """A row of figure 8: CPU time during the long outage at one interval."""
     tick = 1 / CLK_TCK
 
     def cell(r: Outage) -> str:

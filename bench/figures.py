@@ -118,6 +118,8 @@ def startup_once(bench: Bench, worker: Worker, label: str) -> float:
 
 
 def startup(bench: Bench) -> Row:
+    """Figure 1: how long until a new worker has counted once, the wait a container restart
+    costs."""
     workers = bench.workers.all()
     for worker in workers:  # untimed: warms the page cache and writes the seed's .pyc
         startup_once(bench, worker, "start-warmup")
@@ -144,6 +146,7 @@ def startup(bench: Bench) -> Row:
 
 # 2 ------------------------------------------------------------------------------
 def rss(bench: Bench) -> Row:
+    """Figure 2: resident memory of an idle worker, what each replica costs a node."""
     kib, file_kib = {}, {}
     for worker in bench.workers.all():
         proc, key = bench.launch(worker, "rss", RSS_INTERVAL_MS, "2. idle RSS")
@@ -166,6 +169,7 @@ def rss(bench: Bench) -> Row:
 # 3 ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CpuReading:
+    """CPU time per tick of one worker, as precise as clock ticks allow."""
     per_tick: float  # seconds; an upper bound when `zero`
     zero: bool  # no clock tick was counted over the window
     kernel_share: float
@@ -180,6 +184,7 @@ class CpuReading:
 
 
 def cpu(bench: Bench) -> Row:
+    """Figure 3: CPU time per tick, what a short interval costs."""
     interval = bench.plan.cpu_interval_ms
     reading: dict[Worker, CpuReading] = {}
     for worker in bench.workers.all():
@@ -214,6 +219,7 @@ def cpu(bench: Bench) -> Row:
 
 # 4 ------------------------------------------------------------------------------
 def drift(bench: Bench) -> Row:
+    """Figure 4: how far tick N lands from N intervals after tick 0, by Redis's clock."""
     n = bench.plan.drift_ticks
     interval = DRIFT_INTERVAL_MS / 1000
     late = {}
@@ -264,6 +270,7 @@ def sigterm_once(bench: Bench, worker: Worker, label: str) -> tuple[float | None
 
 
 def sigterm(bench: Bench) -> Row:
+    """Figure 5: SIGTERM to exit as a container's PID 1, the time `docker stop` takes."""
     results = {w: [sigterm_once(bench, w, f"sigterm-{i}") for i in range(bench.plan.repeats)]
                for w in bench.workers.all()}
 
@@ -301,6 +308,7 @@ def sigterm(bench: Bench) -> Row:
 
 # 6 ------------------------------------------------------------------------------
 def check_static_and_stripped(binary: Path) -> None:
+    """Stops the run unless `binary` is what ships: static, with no symbol table."""
     argv = ["readelf", "--program-headers", "--section-headers", "--dynamic", str(binary)]
     COMMANDS.add("6. sizes", argv)
     headers = output(argv)
@@ -311,6 +319,7 @@ def check_static_and_stripped(binary: Path) -> None:
 
 
 def redis_py_bytes() -> int:
+    """The installed redis-py package on disk, the part of the seed's stack beyond Python."""
     site = next((VENV / "lib").glob("python3*/site-packages"))
     paths = [site / "redis", *site.glob("redis-*.dist-info")]
     return sum(f.stat().st_size for p in paths for f in p.rglob("*") if f.is_file())
@@ -328,6 +337,7 @@ def image_bytes() -> tuple[int | None, str]:
 
 
 def sizes(bench: Bench) -> list[Row]:
+    """Figure 6: the binaries and the image, what a node pulls and keeps."""
     w = bench.workers
     for worker in (w.counter, w.floor):
         check_static_and_stripped(worker.binary)
@@ -385,6 +395,7 @@ def method(plan: Plan) -> list[str]:
 
 
 def footnote() -> list[str]:
+    """The source of the one figure not measured here."""
     return [
         f"[1] python:3.11-slim (linux/amd64, Python 3.11.15, Debian trixie, image "
         f"sha256:245f9d32fa…): virtual size ~{SLIM_ON_DISK_MB} MB on disk, published by the "

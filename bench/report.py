@@ -36,6 +36,7 @@ class Goal:
 
 @dataclass(frozen=True)
 class Row:
+    """One line of the table: a figure, one cell per worker, and both ratios."""
     number: str
     figure: str
     seed: str
@@ -90,6 +91,7 @@ def ratio(a: float | None, b: float | None, bound: str = "") -> str:
 
 
 def machine() -> dict[str, str]:
+    """The machine the figures belong to."""
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
     mem = re.search(r"^MemTotal:\s*(\d+)", Path("/proc/meminfo").read_text(), re.MULTILINE)
@@ -101,6 +103,7 @@ def machine() -> dict[str, str]:
 
 
 def versions() -> dict[str, str]:
+    """Versions of everything measured or measuring, so a later run can be compared."""
     python = str(PYTHON)
     found = {
         "rustc": output(["rustc", "-V"]),
@@ -138,6 +141,7 @@ def table(rows: list[Row]) -> list[str]:
 
 
 def goals(rows: list[Row]) -> list[str]:
+    """The goals table: each goal, the ratio measured, and met or why not."""
     lines = ["| Goal | counter-worker ÷ floor | |", "|---|---|---|"]
     for row in rows:
         goal = row.goal
@@ -154,6 +158,7 @@ def goals(rows: list[Row]) -> list[str]:
 
 @dataclass(frozen=True)
 class RunInfo:
+    """When and under what load the run was taken, for results.md."""
     plan_name: str
     started: datetime.datetime
     took: float

@@ -24,6 +24,7 @@ PYTHON = VENV / "bin" / "python"
 SEED_SCRIPT = ROOT / "bench" / "seed_worker.py"
 FLOOR_SOURCE = ROOT / "bench" / "floor_worker.c"
 FLOOR_BIN = WORK / "floor_worker"
+HEALTH_DIR = WORK / "health"
 REDIS_PY = "8.1.0"  # pinned so that runs compare; the newest release when this was written
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
@@ -50,12 +51,15 @@ class Worker:
             return [str(self.binary), str(SEED_SCRIPT)], env
         if self.kind == "floor":
             return [str(self.binary), "127.0.0.1", str(port), key, str(interval_ms)], {}
+        # Each run gets a health state file of its own, so that runs and other workers on
+        # this machine never share one; binaries without a health file ignore the variable.
         return [str(self.binary), "--redis-url", f"redis://127.0.0.1:{port}", "--key", key,
-                "--interval", f"{interval_ms}ms"], {}
+                "--interval", f"{interval_ms}ms"], {"HEALTH_FILE": str(HEALTH_DIR / key)}
 
 
 @dataclass(frozen=True)
 class Workers:
+    """The three compared workers, in the order of the table's columns."""
     seed: Worker
     counter: Worker
     floor: Worker
@@ -82,11 +86,14 @@ def apt_install(package: str, present: bool) -> None:
 
 
 def static_hiredis() -> Path | None:
+    """Where gcc finds libhiredis.a, or None: the floor must link hiredis statically."""
     found = Path(output(["gcc", "-print-file-name=libhiredis.a"]))
     return found if found.is_absolute() and found.exists() else None
 
 
 def install_and_build() -> Workers:
+    """Installs what is missing and builds counter-worker and the floor; returns the three
+    workers."""
     if os.geteuid() != 0:
         raise BenchError("run as root: SIGTERM is measured in a new PID namespace, and "
                          "connection attempts with a packet socket")
@@ -114,6 +121,7 @@ def install_and_build() -> Workers:
     else:
         run(pip_install)
 
+    HEALTH_DIR.mkdir(parents=True, exist_ok=True)
     say("building counter-worker's static binary and the floor")
     built = run(["scripts/build-static"]).strip().splitlines()
     counter_bin = Path(built[-1]) if built else Path()
@@ -129,6 +137,7 @@ def install_and_build() -> Workers:
 
 
 def installed_redis_py() -> str | None:
+    """The redis-py version in the seed's venv, or None when there is none."""
     try:
         return output([str(PYTHON), "-c", "import redis; print(redis.__version__)"])
     except BenchError:
