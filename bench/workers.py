@@ -1,0 +1,144 @@
+"""The three workers the benchmark compares, and how each is installed, built and started.
+
+- the seed: the tutorial's Python worker (`bench/seed_worker.py`) on CPython 3.11 with
+  redis-py, the program counter-worker replaces;
+- counter-worker: the static binary that the image carries, from `scripts/build-static`;
+- the floor: `bench/floor_worker.c`, the same loop in C with hiredis, built statically
+  with `-Os`: what the job costs at the least, so each figure shows how far from it
+  counter-worker is.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness import COMMANDS, ROOT, SETUP, WORK, BenchError, output, rel, run, say
+
+VENV = WORK / "venv"
+PYTHON = VENV / "bin" / "python"
+SEED_SCRIPT = ROOT / "bench" / "seed_worker.py"
+FLOOR_SOURCE = ROOT / "bench" / "floor_worker.c"
+FLOOR_BIN = WORK / "floor_worker"
+HEALTH_DIR = WORK / "health"
+REDIS_PY = "8.1.0"  # pinned so that runs compare; the newest release when this was written
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One of the compared programs, and how to start it against a given Redis."""
+
+    name: str  # for the table
+    short: str  # for log file names
+    kind: str  # "seed", "counter" or "floor"
+    binary: Path  # what is started: the interpreter for the seed
+
+    def key(self, label: str) -> str:
+        # The seed always counts "contador" (its key is not a setting), so the harness
+        # deletes it before each seed run; the others get a fresh key every run.
+        return "contador" if self.kind == "seed" else f"bench:{label}"
+
+    def command(self, port: int, key: str, interval_ms: int) -> tuple[list[str], dict[str, str]]:
+        if self.kind == "seed":
+            # Unbuffered, so it prints each count as it happens, like the others.
+            env = {"REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(port),
+                   "INTERVAL": f"{interval_ms / 1000:g}", "PYTHONUNBUFFERED": "1"}
+            return [str(self.binary), str(SEED_SCRIPT)], env
+        if self.kind == "floor":
+            return [str(self.binary), "127.0.0.1", str(port), key, str(interval_ms)], {}
+        # Each run gets a health state file of its own, so that runs and other workers on
+        # this machine never share one; binaries without a health file ignore the variable.
+        return [str(self.binary), "--redis-url", f"redis://127.0.0.1:{port}", "--key", key,
+                "--interval", f"{interval_ms}ms"], {"HEALTH_FILE": str(HEALTH_DIR / key)}
+
+
+@dataclass(frozen=True)
+class Workers:
+    """The three compared workers, in the order of the table's columns."""
+    seed: Worker
+    counter: Worker
+    floor: Worker
+
+    def all(self) -> tuple[Worker, Worker, Worker]:
+        return self.seed, self.counter, self.floor
+
+    def cells(self, show: Callable[[Worker], str]) -> tuple[str, str, str]:
+        """One table cell per worker, in the table's column order."""
+        return show(self.seed), show(self.counter), show(self.floor)
+
+
+def apt_install(package: str, present: bool) -> None:
+    """Installs a Debian package unless `present`; the steps are listed either way, for a
+    new machine."""
+    update, install = ["apt-get", "update"], ["apt-get", "install", "-y", package]
+    if present:
+        COMMANDS.add(SETUP, update, APT_ENV)
+        COMMANDS.add(SETUP, install, APT_ENV)
+    else:
+        say(f"installing {package}")
+        run(update, env=APT_ENV)
+        run(install, env=APT_ENV)
+
+
+def static_hiredis() -> Path | None:
+    """Where gcc finds libhiredis.a, or None: the floor must link hiredis statically."""
+    found = Path(output(["gcc", "-print-file-name=libhiredis.a"]))
+    return found if found.is_absolute() and found.exists() else None
+
+
+def install_and_build() -> Workers:
+    """Installs what is missing and builds counter-worker and the floor; returns the three
+    workers."""
+    if os.geteuid() != 0:
+        raise BenchError("run as root: SIGTERM is measured in a new PID namespace, and "
+                         "connection attempts with a packet socket")
+    apt_install("redis-server", shutil.which("redis-server") is not None)
+    for tool in ("unshare", "readelf", "gcc"):
+        if not shutil.which(tool):
+            raise BenchError(f"`{tool}` is missing (Debian: util-linux, binutils, gcc)")
+    apt_install("libhiredis-dev", static_hiredis() is not None)
+    if static_hiredis() is None:
+        raise BenchError("libhiredis-dev is installed but has no static libhiredis.a")
+
+    make_venv = [sys.executable, "-m", "venv", str(VENV)]
+    if PYTHON.exists():
+        COMMANDS.add(SETUP, make_venv)
+    else:
+        say("creating the seed's venv")
+        run(make_venv)
+    version = output([str(PYTHON), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    if version != "3.11":
+        raise BenchError(f"the seed must run on CPython 3.11, but {rel(str(PYTHON))} is {version}; "
+                         f"run bench/run with a python3.11 (and remove {rel(str(VENV))})")
+    pip_install = [str(PYTHON), "-m", "pip", "install", "--quiet", f"redis=={REDIS_PY}"]
+    if installed_redis_py() == REDIS_PY:
+        COMMANDS.add(SETUP, pip_install)
+    else:
+        run(pip_install)
+
+    HEALTH_DIR.mkdir(parents=True, exist_ok=True)
+    say("building counter-worker's static binary and the floor")
+    built = run(["scripts/build-static"]).strip().splitlines()
+    counter_bin = Path(built[-1]) if built else Path()
+    if not counter_bin.is_file():
+        raise BenchError(f"scripts/build-static did not name a binary (it printed {built[-1:]})")
+    # -s strips it, as counter-worker's release profile does; static hiredis calls
+    # getaddrinfo, whose link-time warning does not apply to numeric addresses.
+    run(["gcc", "-Os", "-s", "-static", "-o", str(FLOOR_BIN), str(FLOOR_SOURCE),
+         "-l:libhiredis.a"])
+    return Workers(seed=Worker("seed (Python)", "seed", "seed", PYTHON),
+                   counter=Worker("counter-worker", "counter-worker", "counter", counter_bin),
+                   floor=Worker("floor (C, hiredis)", "floor", "floor", FLOOR_BIN))
+
+
+def installed_redis_py() -> str | None:
+    """The redis-py version in the seed's venv, or None when there is none."""
+    try:
+        return output([str(PYTHON), "-c", "import redis; print(redis.__version__)"])
+    except BenchError:
+        return None
