@@ -140,8 +140,8 @@ def startup(bench: Bench) -> Row:
                *w.cells(shown), *both_ratios(bench, medians),
                goal("start", 2, bench, medians,
                     "counter-worker does more before its first connect: a larger binary to "
-                    "map (6a), a tokio runtime, clap's parser, tracing's set-up and "
-                    "a start line, where the floor reads four arguments"))
+                    "map (6a), a tokio runtime, clap's parser, a log thread, the health "
+                    "state file and a start line, where the floor reads four arguments"))
 
 
 # 2 ------------------------------------------------------------------------------
@@ -301,8 +301,8 @@ def sigterm(bench: Bench) -> Row:
                *w.cells(shown), vs_seed, vs_floor,
                goal("SIGTERM → exit", 1.5, bench, typical,
                     "the signal reaches the loop through tokio's signal pipe and reactor, and "
-                    "a summary line is written before exit; the floor's ppoll returns and it "
-                    "exits",
+                    "the final line goes through the log thread and is written before exit; "
+                    "the floor's ppoll returns and it exits",
                     exact=not (capped[w.counter] or capped[w.floor])))
 
 
@@ -351,9 +351,9 @@ def sizes(bench: Bench) -> list[Row]:
         Row("6a", "Size: stripped static binary vs the seed's stack on disk", seed_text,
             mb(size[w.counter]), mb(size[w.floor]), *both_ratios(bench, size),
             goal("binary size", 2.5, bench, size,
-                 "beside the static glibc both carry, counter-worker links Rust's std, tokio, "
-                 "redis-rs, clap and tracing-subscriber (whose `RUST_LOG` filter brings a "
-                 "regex engine)")),
+                 "beside the static glibc both carry, counter-worker links Rust's std (its "
+                 "panic and backtrace machinery included), tokio, redis-rs with its URL "
+                 "parser, clap and tracing-subscriber with JSON output")),
         Row("6b", f"Size: image `{IMAGE}` (`docker image inspect`) vs the seed's stack",
             seed_text, mb(image) if image else why, "— (no image)",
             ratio(seed_stack, image) if image else "—", "—"),
