@@ -49,7 +49,7 @@ class Plan:
     cpu_interval_ms: int  # figure 3
     cpu_window_s: float  # figure 3: how long to count CPU time
     drift_ticks: int  # figure 4
-    repeats: int  # figures 5 and 7: runs per worker
+    repeats: int  # figures 5, 7 and 10: runs per worker
     short_outage_s: float  # figure 7
     long_outage_s: float  # figures 7 and 8: one run, it is long
     idle_ticks: int  # figure 9: ticks expected in the counting window

@@ -16,6 +16,7 @@ import struct
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from harness import WORK, BenchError, Procs
 
@@ -103,7 +104,9 @@ def unused_port() -> int:
 
 
 class RedisServer:
-    """A private redis-server without persistence, so a restart comes back empty.
+    """A private redis-server without persistence, so a restart comes back empty; or, given
+    a directory of its own (`aof_dir`), with an append-only file, as a Sentinel lab's data
+    nodes run.
 
     `call` goes through one harness connection that is reopened when Redis closed it
     (after a restart, or an idle timeout set with `extra_args`); it only sends commands
@@ -111,11 +114,14 @@ class RedisServer:
     `answers`, `terminate` and `stopped`) so that several servers can go down and come
     back together, each timed on its own."""
 
-    def __init__(self, procs: Procs, extra_args: tuple[str, ...] = ()) -> None:
+    def __init__(self, procs: Procs, extra_args: tuple[str, ...] = (),
+                 aof_dir: Path | None = None, section: str = "Redis") -> None:
         self.procs = procs
+        self.section = section  # where results.md lists the command that starts it
         self.port = unused_port()
         self.extra_args = extra_args
-        self.dir = WORK / "redis"
+        self.aof = aof_dir is not None
+        self.dir = aof_dir or WORK / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.proc: subprocess.Popen | None = None
         self.conn: Resp | None = None
@@ -130,10 +136,13 @@ class RedisServer:
 
     def launch(self) -> None:
         """Starts it without waiting; `answers` tells when it is up."""
-        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-                "--save", "", "--appendonly", "no", "--dir", str(self.dir), *self.extra_args]
-        self.proc = self.procs.start(f"redis-{self.port}", argv, {}, section="Redis")
+        self.proc = self.procs.start(f"redis-{self.port}", self.argv(), {}, section=self.section)
         self.deadline = time.monotonic() + 10
+
+    def argv(self) -> list[str]:
+        return ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes" if self.aof else "no", "--dir", str(self.dir),
+                *self.extra_args]
 
     def answers(self) -> bool:
         """Whether it answers PING now; an error if it died or never came up."""
@@ -189,6 +198,25 @@ class RedisServer:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
+
+
+class Sentinel(RedisServer):
+    """A Redis Sentinel watching one master, started from a configuration file of its own,
+    which Sentinel rewrites as it learns the other sentinels and replicas."""
+
+    def __init__(self, procs: Procs, conf: Path, config: list[str], section: str) -> None:
+        super().__init__(procs, section=section)
+        self.conf = conf
+        conf.write_text("".join(f"{line}\n" for line in config))
+
+    def argv(self) -> list[str]:
+        return ["redis-server", str(self.conf), "--sentinel", "--port", str(self.port),
+                "--bind", "127.0.0.1"]
+
+    def master(self, name: str) -> dict[str, str]:
+        """What this sentinel knows of master `name` (`SENTINEL MASTER`), field by field."""
+        reply = self.call("SENTINEL", "MASTER", name)
+        return dict(zip(reply[::2], reply[1::2]))
 
 
 class SynCounter(threading.Thread):
