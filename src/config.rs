@@ -158,7 +158,7 @@ enum CliCommand {
 /// What the process was started to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
-    /// Count until SIGTERM or SIGINT.
+    /// Count until SIGTERM, SIGINT or SIGHUP.
     Run,
     /// Check once that the worker beside it counts (or that Redis answers), for a
     /// healthcheck in a shell-less image.
@@ -370,11 +370,7 @@ fn read_password_file(name: &'static str, path: &Path) -> Result<String, ConfigE
     if !metadata.is_file() {
         return Err(invalid("not a regular file"));
     }
-    if metadata.len() > MAX_PASSWORD_FILE_BYTES {
-        return Err(invalid(&format!(
-            "larger than {MAX_PASSWORD_FILE_BYTES} bytes; it should hold one password"
-        )));
-    }
+    // One byte more than allowed tells a file that is too large, whatever its size says.
     let mut bytes = Vec::new();
     file.take(MAX_PASSWORD_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -400,18 +396,42 @@ fn parse_key(raw: &str) -> Result<String, String> {
 }
 
 fn parse_interval(raw: &str) -> Result<Duration, String> {
-    let interval = humantime::parse_duration(raw.trim())
-        .map_err(|err| format!("not a duration ({err}); write it like 250ms, 2s or 1m"))?;
+    let interval = parse_duration(raw, "250ms, 2s or 1m")?;
     if interval.is_zero() {
         return Err("must be greater than zero".to_owned());
     }
-    if interval < MIN_INTERVAL {
-        return Err("must be at least 1ms".to_owned());
+    within(interval, (MIN_INTERVAL, "1ms"), (MAX_INTERVAL, "1 day"))
+}
+
+fn parse_wait_timeout(raw: &str) -> Result<Duration, String> {
+    // WAIT with a timeout of 0 would block forever.
+    let timeout = parse_duration(raw, "500ms or 1s")?;
+    within(
+        timeout,
+        (MIN_INTERVAL, "1ms"),
+        (MAX_WAIT_TIMEOUT, "1 minute"),
+    )
+}
+
+/// A human duration (`250ms`, `2s`, `1m`); `examples` show the form in the error.
+fn parse_duration(raw: &str, examples: &str) -> Result<Duration, String> {
+    humantime::parse_duration(raw.trim())
+        .map_err(|err| format!("not a duration ({err}); write it like {examples}"))
+}
+
+/// `duration` when it lies between the bounds, each given with its words for a person.
+fn within(
+    duration: Duration,
+    (min, min_shown): (Duration, &str),
+    (max, max_shown): (Duration, &str),
+) -> Result<Duration, String> {
+    if duration < min {
+        return Err(format!("must be at least {min_shown}"));
     }
-    if interval > MAX_INTERVAL {
-        return Err("must be at most 1 day".to_owned());
+    if duration > max {
+        return Err(format!("must be at most {max_shown}"));
     }
-    Ok(interval)
+    Ok(duration)
 }
 
 fn parse_log_format(raw: &str) -> Result<LogFormat, String> {
@@ -442,19 +462,6 @@ fn parse_replicas(raw: &str) -> Result<u32, String> {
     raw.trim()
         .parse()
         .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
-}
-
-fn parse_wait_timeout(raw: &str) -> Result<Duration, String> {
-    let timeout = humantime::parse_duration(raw.trim())
-        .map_err(|err| format!("not a duration ({err}); write it like 500ms or 1s"))?;
-    if timeout < Duration::from_millis(1) {
-        // WAIT 0 would block forever.
-        return Err("must be at least 1ms".to_owned());
-    }
-    if timeout > MAX_WAIT_TIMEOUT {
-        return Err("must be at most 1 minute".to_owned());
-    }
-    Ok(timeout)
 }
 
 #[cfg(test)]
@@ -623,6 +630,16 @@ mod tests {
         let path = file.path().to_str().unwrap();
         let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
         assert!(message.ends_with("the file is empty"), "{message}");
+    }
+
+    #[test]
+    fn rejects_a_password_file_larger_than_the_bound() {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let too_long = vec![b'x'; usize::try_from(MAX_PASSWORD_FILE_BYTES).unwrap() + 1];
+        std::fs::write(file.path(), too_long).unwrap();
+        let path = file.path().to_str().unwrap();
+        let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
+        assert!(message.contains("larger than 65536 bytes"), "{message}");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::connection::connect;
+use crate::connection::{connect, describe};
 use crate::health_state::{Observed, Progress, boot_clock_millis, observe};
 use crate::logging::escaped;
 use crate::redis_target::RedisTarget;
@@ -89,7 +89,7 @@ async fn ping(redis: &RedisTarget) -> Result<(), String> {
         )),
         Ok(Err(err)) => Err(format!(
             "Redis at {redis} did not answer PING: {}",
-            escaped(&err.to_string())
+            escaped(&describe(&err))
         )),
         Err(_) => Err(format!(
             "Redis at {redis} did not answer PING within {}",
