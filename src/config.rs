@@ -17,6 +17,7 @@ use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use crate::health_state::DEFAULT_HEALTH_FILE;
+use crate::logging::LogFormat;
 use crate::redis_target::{RedisTarget, redact};
 use crate::worker::ReplicaWait;
 
@@ -163,15 +164,6 @@ pub enum Command {
     /// Check once that the worker beside it counts (or that Redis answers), for a
     /// healthcheck in a shell-less image.
     Healthcheck,
-}
-
-/// How log lines are written: for people (`text`) or for log pipelines (`json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One human-readable line per event.
-    Text,
-    /// One JSON object per line, event fields at the top level.
-    Json,
 }
 
 /// The validated configuration; holding one means every setting is usable.

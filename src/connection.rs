@@ -11,9 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ErrorKind, PushInfo, PushKind, RedisError};
-
-use crate::redis_target::RedisTarget;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo, PushKind,
+    RedisConnectionInfo, RedisError,
+};
 
 /// How long to wait for a connection (TCP, `HELLO`/`AUTH`, `SELECT`) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -26,11 +27,14 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// is looked up again. The `INCR` was refused, not applied.
 pub const WRONG_NODE_CODES: [&str; 3] = ["READONLY", "MASTERDOWN", "NOREPLICAS"];
 
-/// Opens one connection to `target`, bounded by [`CONNECT_TIMEOUT`], whose commands are
-/// bounded by [`RESPONSE_TIMEOUT`] plus `extra_reply_time` (a server-side wait such as
-/// `WAIT`'s timeout).
-pub async fn connect_with(
-    target: &RedisTarget,
+/// Opens one connection to the server at `info`, bounded by [`CONNECT_TIMEOUT`], whose
+/// commands are bounded by [`RESPONSE_TIMEOUT`] plus `extra_reply_time` (a server-side
+/// wait such as `WAIT`'s timeout).
+///
+/// Every connection the program makes (to a Redis server, to a sentinel) is opened here;
+/// only one in RESP3 (every data node's, see [`data_node_settings`]) learns of a close.
+pub async fn open(
+    info: ConnectionInfo,
     extra_reply_time: Duration,
 ) -> Result<Connection, RedisError> {
     let closed = Arc::new(AtomicBool::new(false));
@@ -41,31 +45,41 @@ pub async fn connect_with(
         }
         Ok(())
     };
-    let config = bounded_config()
-        .set_response_timeout(Some(RESPONSE_TIMEOUT + extra_reply_time))
-        .set_push_sender(on_push);
-    let redis = target.connect(&config).await?;
-    Ok(Connection { redis, closed })
-}
-
-/// Opens one plain connection to `target` with the standard timeouts, for a single
-/// question such as the health check's `PING`.
-pub async fn connect(target: &RedisTarget) -> Result<MultiplexedConnection, RedisError> {
-    target.connect(&bounded_config()).await
-}
-
-/// A connection configuration with the standard timeouts and nothing else, for a single
-/// question (a `PING`, asking a sentinel for the master).
-pub fn bounded_config() -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
+    let mut config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT + extra_reply_time));
+    // Only RESP3 carries the close report; a sentinel is asked once, in RESP2.
+    if info.redis_settings().protocol() == ProtocolVersion::RESP3 {
+        config = config.set_push_sender(on_push);
+    }
+    let server = info.addr().to_string();
+    let redis = Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    Ok(Connection {
+        redis,
+        closed,
+        server,
+    })
+}
+
+/// The settings for a Redis data node (at a fixed address, or a master found through
+/// Sentinel), checked and completed the same way.
+///
+/// RESP3 lets the client report a connection that Redis closed while it was idle; Redis 6
+/// and newer speak it.
+pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
+    if settings.db() < 0 {
+        return Err("the database index must be a non-negative integer".to_owned());
+    }
+    Ok(settings.set_protocol(ProtocolVersion::RESP3))
 }
 
 /// A connection to Redis that knows whether Redis has closed it.
 pub struct Connection {
     redis: MultiplexedConnection,
     closed: Arc<AtomicBool>,
+    server: String,
 }
 
 impl Connection {
@@ -73,6 +87,11 @@ impl Connection {
     /// can arrive any more, so replacing it before a command is always safe.
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Relaxed)
+    }
+
+    /// The server's `host:port`, for log lines (which master the sentinels named).
+    pub fn server(&self) -> &str {
+        &self.server
     }
 
     /// The connection, to send commands on.

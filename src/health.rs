@@ -9,9 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::connection::{connect, describe};
+use crate::connection::describe;
+use crate::escape::escaped;
 use crate::health_state::{Observed, Progress, boot_clock_millis, observe};
-use crate::logging::escaped;
 use crate::redis_target::RedisTarget;
 
 /// The whole check, connection included, must finish within this time.
@@ -76,9 +76,9 @@ fn shown(duration: Duration) -> String {
 /// Sends one `PING` to `redis`; `Ok` on `PONG`, otherwise the reason.
 async fn ping(redis: &RedisTarget) -> Result<(), String> {
     let ping = async {
-        let mut connection = connect(redis).await?;
+        let mut connection = redis.connect(Duration::ZERO).await?;
         redis::cmd("PING")
-            .query_async::<String>(&mut connection)
+            .query_async::<String>(connection.redis())
             .await
     };
     match tokio::time::timeout(HEALTHCHECK_DEADLINE, ping).await {

@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod connection;
+pub mod escape;
 pub mod failure_log;
 pub mod health;
 pub mod health_state;

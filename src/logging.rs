@@ -7,7 +7,6 @@
 //! dropped and counted, never the count itself. Once output flows again the writer
 //! thread reports how many lines were lost, and the final line carries the total.
 
-use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,14 +20,21 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::LogFormat;
-
 /// Lines the queue holds before new ones are dropped: about a minute of output at the
 /// fastest interval, and a few hundred kilobytes at most.
 pub const QUEUED_LINES: usize = 1024;
 
 /// How long the final flush waits for a stalled reader before the process exits anyway.
 pub const FINAL_FLUSH_PATIENCE: Duration = Duration::from_millis(300);
+
+/// How log lines are written: for people (`text`) or for log pipelines (`json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line, event fields at the top level.
+    Json,
+}
 
 /// The handle the program keeps to the log output: how many lines were lost, and the
 /// flush at exit.
@@ -171,44 +177,5 @@ fn write_lines(lines: &Receiver<Message>, dropped: &AtomicU64) {
                 let _ = done.send(());
             }
         }
-    }
-}
-
-/// Text from outside (a key, a Redis error) shown with every control character
-/// escaped, so one event stays one line and nobody can forge a log line with a key that
-/// holds a newline or a terminal escape.
-pub struct Escaped<'a>(pub &'a str);
-
-impl fmt::Display for Escaped<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.0.chars() {
-            if c.is_control() {
-                write!(f, "{}", c.escape_default())?;
-            } else {
-                write!(f, "{c}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// [`Escaped`] as an owned string, for messages built outside a log event.
-pub fn escaped(text: &str) -> String {
-    Escaped(text).to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn control_characters_are_escaped_and_the_rest_is_kept() {
-        assert_eq!(escaped("plain:key"), "plain:key");
-        assert_eq!(
-            escaped("a\nContador atual: 999999"),
-            "a\\nContador atual: 999999"
-        );
-        assert_eq!(escaped("\r\u{1b}[31mred\t"), "\\r\\u{1b}[31mred\\t");
-        assert_eq!(escaped("contador-ç-日本"), "contador-ç-日本");
     }
 }

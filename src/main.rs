@@ -73,7 +73,7 @@ async fn run(config: Config) -> ExitCode {
     info!(
         version = env!("CARGO_PKG_VERSION"),
         redis = %config.redis,
-        key = %logging::Escaped(&config.key),
+        key = %counter_worker::escape::Escaped(&config.key),
         interval = %humantime::format_duration(config.interval),
         "counter-worker starting"
     );

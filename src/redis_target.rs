@@ -6,14 +6,12 @@
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
 
 use std::fmt;
+use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
-    RedisConnectionInfo, RedisResult,
-};
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
 
-use crate::logging::escaped;
+use crate::connection::{self, Connection, data_node_settings};
+use crate::escape::escaped;
 use crate::sentinel::{self, Sentinels};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
@@ -29,7 +27,7 @@ pub struct RedisTarget {
 /// How the server is found: at a fixed address, or by asking the sentinels each time.
 #[derive(Clone)]
 enum Servers {
-    Fixed(Client),
+    Fixed(ConnectionInfo),
     Sentinel(Sentinels),
 }
 
@@ -47,7 +45,7 @@ impl RedisTarget {
             }
             Servers::Sentinel(sentinels)
         } else {
-            Servers::Fixed(fixed_client(url, password)?)
+            Servers::Fixed(fixed_address(url, password)?)
         };
         Ok(Self {
             servers,
@@ -71,12 +69,12 @@ impl RedisTarget {
         Ok(self)
     }
 
-    /// The client of a target at a fixed address; `None` under Sentinel, where the
-    /// address is only known once [`Self::connect`] has asked.
-    pub fn client(&self) -> Option<&Client> {
+    /// The name of the master under Sentinel, whose address changes with a failover;
+    /// `None` for a server at a fixed address.
+    pub fn sentinel_master(&self) -> Option<&str> {
         match &self.servers {
-            Servers::Fixed(client) => Some(client),
-            Servers::Sentinel(_) => None,
+            Servers::Fixed(_) => None,
+            Servers::Sentinel(sentinels) => Some(sentinels.master_name()),
         }
     }
 
@@ -84,33 +82,27 @@ impl RedisTarget {
     /// it is found.
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         match &self.servers {
-            Servers::Fixed(client) => client.get_connection_info().redis_settings(),
+            Servers::Fixed(info) => info.redis_settings(),
             Servers::Sentinel(sentinels) => sentinels.redis_settings(),
         }
     }
 
-    /// Opens one connection to the Redis that this target names right now, with the
-    /// timeouts of `config`.
+    /// Opens one connection to the Redis that this target names right now; its replies
+    /// may take `extra_reply_time` beyond the standard timeout (see
+    /// [`connection::open`]).
     ///
     /// Every connection the worker and the health check make goes through here, so under
     /// Sentinel each one goes to the current master, never to a remembered address.
-    pub async fn connect(
-        &self,
-        config: &AsyncConnectionConfig,
-    ) -> RedisResult<MultiplexedConnection> {
+    pub async fn connect(&self, extra_reply_time: Duration) -> RedisResult<Connection> {
         match &self.servers {
-            Servers::Fixed(client) => {
-                client
-                    .get_multiplexed_async_connection_with_config(config)
-                    .await
-            }
-            Servers::Sentinel(sentinels) => sentinels.connect_to_master(config).await,
+            Servers::Fixed(info) => connection::open(info.clone(), extra_reply_time).await,
+            Servers::Sentinel(sentinels) => sentinels.connect_to_master(extra_reply_time).await,
         }
     }
 }
 
-/// The client for a `redis://` URL, with `password` overriding the URL's.
-fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
+/// The address and login for a `redis://` URL, with `password` overriding the URL's.
+fn fixed_address(url: &str, password: Option<&str>) -> Result<ConnectionInfo, String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
     match parsed.scheme() {
         "redis" => {}
@@ -138,19 +130,7 @@ fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    Client::open(info.set_redis_settings(settings)).map_err(|err| err.to_string())
-}
-
-/// The settings for a Redis data node (fixed, or a master found through Sentinel), checked
-/// and completed the same way.
-///
-/// RESP3 lets the client report a connection that Redis closed while it was idle (see
-/// `connection`); Redis 6 and newer speak it.
-pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
-    if settings.db() < 0 {
-        return Err("the database index must be a non-negative integer".to_owned());
-    }
-    Ok(settings.set_protocol(ProtocolVersion::RESP3))
+    Ok(info.set_redis_settings(settings))
 }
 
 impl fmt::Display for RedisTarget {
@@ -291,7 +271,7 @@ mod tests {
             .unwrap()
             .with_sentinel_password("watchers")
             .unwrap();
-        assert!(target.client().is_none(), "no fixed address under Sentinel");
+        assert_eq!(target.sentinel_master(), Some("mymaster"));
         assert_eq!(target.redis_settings().password(), Some("from-file"));
         assert_eq!(target.redis_settings().db(), 1);
         assert_eq!(

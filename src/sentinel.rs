@@ -11,17 +11,15 @@
 //! all end in an error for that attempt, which the caller retries.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::select_ok;
-use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, RedisResult, Role,
+    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    RedisResult, Role,
 };
-use tracing::{debug, info};
 
-use crate::connection::bounded_config;
+use crate::connection::{self, Connection, data_node_settings};
 
 /// The URL scheme that names sentinels instead of a Redis server.
 pub const SCHEME: &str = "redis+sentinel";
@@ -40,9 +38,6 @@ pub struct Sentinels {
     sentinel_password: Option<String>,
     master_name: String,
     redis: RedisConnectionInfo,
-    /// The master last connected to, so a change (a failover) is logged, not every
-    /// reconnect.
-    last_master: Arc<Mutex<Option<String>>>,
 }
 
 impl Sentinels {
@@ -84,8 +79,7 @@ impl Sentinels {
             nodes,
             sentinel_password: None,
             master_name: master_name.to_owned(),
-            redis: data_node_settings(user_info, db)?,
-            last_master: Arc::default(),
+            redis: data_node_login(user_info, db)?,
         })
     }
 
@@ -100,6 +94,11 @@ impl Sentinels {
         self.sentinel_password = Some(password.to_owned());
     }
 
+    /// The name the sentinels know the master by.
+    pub fn master_name(&self) -> &str {
+        &self.master_name
+    }
+
     /// Credentials, database and protocol used on the master once it is found.
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         &self.redis
@@ -109,19 +108,14 @@ impl Sentinels {
     /// returns it only once that server's `ROLE` says `master`.
     ///
     /// Asking the sentinels is bounded by the standard connect and reply timeouts; the
-    /// connection to the master gets `config`, timeouts and all.
-    pub async fn connect_to_master(
-        &self,
-        config: &AsyncConnectionConfig,
-    ) -> RedisResult<MultiplexedConnection> {
-        let (host, port) = self.master_address(&bounded_config()).await?;
+    /// connection to the master gets `extra_reply_time` on top of them.
+    pub async fn connect_to_master(&self, extra_reply_time: Duration) -> RedisResult<Connection> {
+        let (host, port) = self.master_address().await?;
         let master = format!("{host}:{port}");
         let info = tcp_address(&host, port, self.redis.clone())?;
         let checked = async {
-            let mut connection = Client::open(info)?
-                .get_multiplexed_async_connection_with_config(config)
-                .await?;
-            let role: Role = redis::cmd("ROLE").query_async(&mut connection).await?;
+            let mut connection = connection::open(info, extra_reply_time).await?;
+            let role: Role = redis::cmd("ROLE").query_async(connection.redis()).await?;
             Ok((connection, role))
         };
         let (connection, role) = checked
@@ -134,26 +128,15 @@ impl Sentinels {
                 format!("{master} answers ROLE as {}", role_name(&role)),
             )));
         }
-        let mut last_master = self
-            .last_master
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last_master.as_deref() == Some(master.as_str()) {
-            debug!(%master, name = %self.master_name, "the sentinels name the same master");
-        } else {
-            info!(%master, name = %self.master_name,
-                  "found the Redis master through Sentinel");
-            *last_master = Some(master);
-        }
         Ok(connection)
     }
 
     /// Asks every sentinel at once; the first address any of them gives wins.
-    async fn master_address(&self, config: &AsyncConnectionConfig) -> RedisResult<(String, u16)> {
+    async fn master_address(&self) -> RedisResult<(String, u16)> {
         let asks = self
             .nodes
             .iter()
-            .map(|(host, port)| Box::pin(self.ask(host, *port, config)));
+            .map(|(host, port)| Box::pin(self.ask(host, *port)));
         match select_ok(asks).await {
             Ok((address, _slower)) => Ok(address),
             // The error of the last sentinel to fail; all of them did.
@@ -165,25 +148,19 @@ impl Sentinels {
         }
     }
 
-    async fn ask(
-        &self,
-        host: &str,
-        port: u16,
-        config: &AsyncConnectionConfig,
-    ) -> RedisResult<(String, u16)> {
+    async fn ask(&self, host: &str, port: u16) -> RedisResult<(String, u16)> {
         let mut info = RedisConnectionInfo::default();
         if let Some(password) = &self.sentinel_password {
             info = info.set_password(password);
         }
         let sentinel = format!("sentinel {host}:{port}");
         let answer = async {
-            let mut connection = Client::open(tcp_address(host, port, info)?)?
-                .get_multiplexed_async_connection_with_config(config)
-                .await?;
+            let mut connection =
+                connection::open(tcp_address(host, port, info)?, Duration::ZERO).await?;
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&self.master_name)
-                .query_async::<Option<(String, u16)>>(&mut connection)
+                .query_async::<Option<(String, u16)>>(connection.redis())
                 .await
         };
         let answer = answer
@@ -233,14 +210,14 @@ fn parse_node(node: &str) -> Result<(String, u16), String> {
 
 /// The data nodes' login and database, read the way a `redis://` URL with the same
 /// user info and path would be, so both kinds of URL follow one set of rules.
-fn data_node_settings(user_info: Option<&str>, db: &str) -> Result<RedisConnectionInfo, String> {
+fn data_node_login(user_info: Option<&str>, db: &str) -> Result<RedisConnectionInfo, String> {
     let login = user_info
         .map(|user_info| format!("{user_info}@"))
         .unwrap_or_default();
     let info = format!("redis://{login}data-node/{db}")
         .into_connection_info()
         .map_err(|err| err.to_string())?;
-    crate::redis_target::data_node_settings(info.redis_settings().clone())
+    data_node_settings(info.redis_settings().clone())
 }
 
 fn role_name(role: &Role) -> &'static str {

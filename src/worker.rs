@@ -21,12 +21,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::connection::{
-    Connection, connect_with, describe, is_refusal, is_reply_error, names_wrong_node,
-};
+use crate::connection::{Connection, describe, is_refusal, is_reply_error, names_wrong_node};
+use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
-use crate::logging::Escaped;
 use crate::redis_target::RedisTarget;
 use crate::schedule::next_tick;
 
@@ -71,8 +69,17 @@ struct LoopState {
     must_ping: bool,
     /// Unanswered `INCR`s that no later count has accounted for yet.
     unresolved_unknowns: u64,
+    /// The master the last connection went to under Sentinel, so a change (a failover)
+    /// is logged, not every reconnect.
+    last_master: Option<String>,
     failures: FailureLog,
     summary: Summary,
+}
+
+/// How a tick ended: when the next one is due, or that shutdown came first.
+enum Next {
+    TickAt(Instant),
+    Stopped,
 }
 
 impl Worker {
@@ -116,75 +123,95 @@ impl Worker {
             }
             self.record_health(HealthRecorder::attempted);
             match self.tick(tick, &mut state, shutdown).await {
-                Some(next) => tick = next,
-                None => return state.summary,
+                Next::TickAt(next) => tick = next,
+                Next::Stopped => return state.summary,
             }
         }
     }
 
-    /// One tick; returns when the next one is due, or `None` when `shutdown` fired.
+    /// One tick scheduled at `scheduled`: get a connection, then either the `PING` that
+    /// must follow an unknown outcome or the `INCR`.
     async fn tick(
         &mut self,
         scheduled: Instant,
         state: &mut LoopState,
         shutdown: &CancellationToken,
-    ) -> Option<Instant> {
-        // After a failed attempt: the next grid point, never sooner than MIN_RETRY_PERIOD.
-        let retry = || {
-            next_tick(
-                scheduled,
-                self.interval.max(MIN_RETRY_PERIOD),
-                Instant::now(),
-            )
-        };
-        if state.connection.as_ref().is_some_and(Connection::is_closed) {
-            debug!(redis = %self.redis, "Redis closed the idle connection; reconnecting for this tick");
-            state.connection = None;
-        }
-        let connection = match state.connection.take() {
-            Some(connection) => state.connection.insert(connection),
-            None => match shutdown.run_until_cancelled(self.connect()).await? {
-                Ok(connection) => state.connection.insert(connection),
-                Err(err) => {
-                    self.connect_failed(state, &err);
-                    return Some(retry());
-                }
-            },
+    ) -> Next {
+        let connection = match shutdown.run_until_cancelled(self.connection(state)).await {
+            None => return Next::Stopped,
+            Some(Ok(connection)) => connection,
+            Some(Err(err)) => return self.retry(scheduled, state, &err),
         };
         if state.must_ping {
-            let ping = redis::cmd("PING");
-            let ping = ping.query_async::<String>(connection.redis());
-            match shutdown.run_until_cancelled(ping).await? {
-                Ok(_) => {
+            return match shutdown.run_until_cancelled(ping(connection)).await {
+                None => Next::Stopped,
+                Some(Ok(connection)) => {
+                    state.connection = Some(connection);
                     state.must_ping = false;
                     info!(redis = %self.redis, "Redis answers again; the next INCR comes one interval from now");
-                    return Some(Instant::now() + self.interval);
+                    Next::TickAt(Instant::now() + self.interval)
                 }
-                Err(err) => {
-                    state.connection = None;
-                    self.connect_failed(state, &err);
-                    return Some(retry());
-                }
-            }
+                Some(Err(err)) => self.retry(scheduled, state, &err),
+            };
         }
-        let started = Instant::now();
-        let result = self.increment(connection).await;
-        debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
-        match result {
-            Ok((count, acknowledged)) => self.counted(state, count, acknowledged),
-            Err(err) => self.increment_failed(state, &err),
-        }
-        Some(next_tick(scheduled, self.interval, Instant::now()))
+        // Not cancellable: an INCR already sent finishes, bounded by its reply timeout.
+        self.count(state, connection).await;
+        Next::TickAt(next_tick(scheduled, self.interval, Instant::now()))
     }
 
-    async fn connect(&self) -> Result<Connection, RedisError> {
+    /// Logs a failed connection or `PING`; the next attempt comes at the next grid point,
+    /// never sooner than [`MIN_RETRY_PERIOD`].
+    fn retry(&self, scheduled: Instant, state: &mut LoopState, err: &RedisError) -> Next {
+        self.connect_failed(state, err);
+        let period = self.interval.max(MIN_RETRY_PERIOD);
+        Next::TickAt(next_tick(scheduled, period, Instant::now()))
+    }
+
+    /// The connection kept from the last tick, unless Redis has closed it; else a new one.
+    async fn connection(&self, state: &mut LoopState) -> Result<Connection, RedisError> {
+        match state.connection.take() {
+            Some(connection) if !connection.is_closed() => return Ok(connection),
+            Some(_) => {
+                debug!(redis = %self.redis, "Redis closed the idle connection; reconnecting for this tick");
+            }
+            None => {}
+        }
         debug!(redis = %self.redis, "connecting to Redis");
         let extra = self
             .replica_wait
             .map_or(Duration::ZERO, |wait| wait.timeout);
-        let connection = connect_with(&self.redis, extra).await?;
+        let connection = self.redis.connect(extra).await?;
         debug!(redis = %self.redis, "connected to Redis");
+        if let Some(name) = self.redis.sentinel_master() {
+            let master = connection.server();
+            if state.last_master.as_deref() == Some(master) {
+                debug!(%master, %name, "the sentinels name the same master");
+            } else {
+                info!(%master, %name, "found the Redis master through Sentinel");
+                state.last_master = Some(master.to_owned());
+            }
+        }
         Ok(connection)
+    }
+
+    /// The tick's `INCR` on `connection`, which is kept for the next tick unless the
+    /// outcome says it cannot be trusted.
+    async fn count(&mut self, state: &mut LoopState, mut connection: Connection) {
+        let started = Instant::now();
+        let result = self.increment(&mut connection).await;
+        debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
+        match result {
+            Ok((count, acknowledged)) => {
+                state.connection = Some(connection);
+                self.counted(state, count, acknowledged);
+            }
+            Err(err) => {
+                if !drops_connection(&err) {
+                    state.connection = Some(connection);
+                }
+                self.increment_failed(state, &err);
+            }
+        }
     }
 
     /// Sends the tick's `INCR`, with `WAIT` in the same round trip when asked for.
@@ -242,7 +269,6 @@ impl Worker {
         let key = Escaped(&self.key);
         let error = Escaped(&describe(err)).to_string();
         if names_wrong_node(err) {
-            state.connection = None;
             self.log_failure(state, &error, || {
                 warn!(key = %key, redis = %self.redis, %error,
                       "Redis cannot take writes here; INCR refused, reconnecting next tick");
@@ -253,7 +279,6 @@ impl Worker {
             });
         } else {
             // Sent, and no reply: Redis may or may not have applied it. Never resend.
-            state.connection = None;
             state.must_ping = true;
             state.unresolved_unknowns += 1;
             state.summary.unknown_outcomes += 1;
@@ -294,6 +319,21 @@ impl Worker {
             warn!(error = %err, "cannot record progress for the health check");
         }
     }
+}
+
+/// Sends one `PING` on `connection`; the connection back once Redis answers.
+async fn ping(mut connection: Connection) -> Result<Connection, RedisError> {
+    redis::cmd("PING")
+        .query_async::<String>(connection.redis())
+        .await?;
+    Ok(connection)
+}
+
+/// True when a failed `INCR` leaves its connection untrustworthy: no reply came (the
+/// outcome is unknown), or the node cannot take writes (with Sentinel, the master is
+/// looked up again). A plain refusal (`WRONGTYPE`) keeps it.
+fn drops_connection(err: &RedisError) -> bool {
+    names_wrong_node(err) || !is_reply_error(err)
 }
 
 /// What a count that follows unanswered `INCR`s says about them: `unlogged` is how far

@@ -18,7 +18,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use counter_worker::redis_target::RedisTarget;
 use tempfile::TempDir;
 
 /// Long enough for a loaded 2-core CI machine; these bound waits, they measure nothing.
@@ -168,11 +167,12 @@ impl RedisServer {
 
     /// A fresh connection from the test's side, authenticated when needed.
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
-        RedisTarget::new(&self.url(), self.password.as_deref())
-            .expect("the harness's own URL is valid")
-            .client()
-            .expect("the harness's Redis has a fixed address")
-            .get_connection_with_timeout(Duration::from_secs(2))
+        let mut info = redis::IntoConnectionInfo::into_connection_info(self.url())?;
+        if let Some(password) = &self.password {
+            let settings = info.redis_settings().clone().set_password(password);
+            info = info.set_redis_settings(settings);
+        }
+        redis::Client::open(info)?.get_connection_with_timeout(Duration::from_secs(2))
     }
 
     /// Runs one command from the test's side.
