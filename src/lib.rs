@@ -17,5 +17,6 @@ pub mod redis_target;
 pub mod resources;
 pub mod schedule;
 pub mod sentinel;
+pub mod setting_file;
 pub mod shutdown;
 pub mod worker;

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::Duration;
 
 use tracing::warn;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -176,6 +176,110 @@ fn write_lines(lines: &Receiver<Message>, dropped: &AtomicU64) {
                 let _ = stdout.flush();
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// `RUST_LOG` in the form `EnvFilter` reads for targets and levels (`info`,
+/// `counter_worker=debug,redis=warn`; a bare target logs everything from it, `target=`
+/// too); empty directives are skipped, as `EnvFilter` does, so `info,` is `info`.
+/// Targets not named log at `info` unless a bare level says otherwise.
+///
+/// Span and field directives (`target[span{field}]=level`) are refused: this binary has no
+/// spans, and a filter that cannot be honoured must not start the worker silently.
+pub fn parse_filter(raw: &str) -> Result<Targets, String> {
+    let refused = |why: &str| {
+        format!("not a log filter ({why}); try info or counter_worker=debug,redis=warn")
+    };
+    let mut directives = Vec::new();
+    for directive in raw.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains(['[', ']', '{', '}']) {
+            return Err(refused(&format!(
+                "{directive:?}: span and field directives are not supported"
+            )));
+        }
+        // EnvFilter's rule for the first character of a directive.
+        if directive.starts_with(|c: char| !c.is_alphanumeric() && !"-:_".contains(c)) {
+            return Err(refused(&format!("{directive:?} is not target=level")));
+        }
+        match directive.strip_suffix('=') {
+            Some(target) => directives.push(format!("{target}=trace")),
+            None => directives.push(directive.to_owned()),
+        }
+    }
+    if directives.is_empty() {
+        return Ok(Targets::new().with_default(LevelFilter::INFO));
+    }
+    let targets: Targets = directives
+        .join(",")
+        .parse()
+        .map_err(|err| refused(&format!("{err}")))?;
+    Ok(match targets.default_level() {
+        Some(_) => targets,
+        None => targets.with_default(LevelFilter::INFO),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::*;
+
+    #[test]
+    fn accepts_common_log_filters() {
+        for filter in ["", "info", "debug", "counter_worker=debug,redis=warn"] {
+            assert!(parse_filter(filter).is_ok(), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn empty_directives_are_skipped_as_env_filter_skips_them() {
+        for filter in ["info,", "info,,", ",info", " info , "] {
+            let targets = parse_filter(filter).unwrap();
+            assert_eq!(
+                targets.default_level(),
+                Some(LevelFilter::INFO),
+                "{filter:?}"
+            );
+            assert!(
+                targets.would_enable("counter_worker", &Level::INFO),
+                "{filter:?}"
+            );
+        }
+        let targets = parse_filter("warn,,counter_worker=debug,").unwrap();
+        assert!(targets.would_enable("counter_worker::worker", &Level::DEBUG));
+        assert!(!targets.would_enable("redis", &Level::INFO));
+    }
+
+    #[test]
+    fn bare_targets_and_empty_levels_log_everything_from_that_target() {
+        for filter in ["counter_worker", "counter_worker="] {
+            let targets = parse_filter(filter).unwrap();
+            assert!(
+                targets.would_enable("counter_worker", &Level::TRACE),
+                "{filter:?}"
+            );
+            assert!(!targets.would_enable("redis", &Level::DEBUG), "{filter:?}");
+        }
+    }
+
+    #[test]
+    fn span_and_field_directives_and_garbage_are_refused() {
+        for filter in [
+            "counter_worker[span]=debug",
+            "counter_worker[{key}]=debug",
+            "[span]=info",
+            "garbage[[[",
+            "info,=debug",
+            "a=b=c",
+            "counter_worker=loud",
+        ] {
+            let reason = parse_filter(filter).unwrap_err();
+            assert!(
+                reason.starts_with("not a log filter ("),
+                "{filter:?}: {reason}"
+            );
         }
     }
 }

@@ -1,0 +1,243 @@
+//! The configuration's rules, each checked through `Config::from_sources` as a user would
+//! meet it: the flag, the variable, the one-line error.
+
+use std::io::Write;
+
+use super::*;
+
+fn load(args: &[&str], env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, OsString)> = env
+        .iter()
+        .map(|(name, value)| (name.to_string(), OsString::from(value)))
+        .collect();
+    let args = std::iter::once("counter-worker").chain(args.iter().copied());
+    Config::from_sources(args, move |name| {
+        env.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.clone())
+    })
+}
+
+fn rejection(args: &[&str], env: &[(&str, &str)]) -> String {
+    load(args, env)
+        .expect_err("the configuration should be refused")
+        .to_string()
+}
+
+#[test]
+fn flags_are_read_and_validated() {
+    let config = load(
+        &[
+            "--redis-url",
+            "redis://127.0.0.1:7000/3",
+            "--key",
+            "visits",
+            "--interval",
+            "250ms",
+            "--log-format",
+            "json",
+        ],
+        &[],
+    )
+    .unwrap();
+    assert_eq!(config.command, Command::Run);
+    assert_eq!(config.redis.to_string(), "redis://127.0.0.1:7000/3");
+    assert_eq!(config.key, "visits");
+    assert_eq!(config.interval, Duration::from_millis(250));
+    assert_eq!(config.log_format, LogFormat::Json);
+}
+
+#[test]
+fn healthcheck_is_a_subcommand_that_takes_the_same_flags() {
+    let config = load(&["healthcheck", "--redis-url", "redis://h:1"], &[]).unwrap();
+    assert_eq!(config.command, Command::Healthcheck);
+    assert_eq!(config.redis.to_string(), "redis://h:1");
+}
+
+#[test]
+fn intervals_in_human_units() {
+    for (raw, expected) in [
+        ("250ms", Duration::from_millis(250)),
+        ("2s", Duration::from_secs(2)),
+        ("1m", Duration::from_secs(60)),
+        ("1m 30s", Duration::from_secs(90)),
+        ("1day", MAX_INTERVAL),
+    ] {
+        assert_eq!(parse_interval(raw), Ok(expected), "{raw}");
+    }
+}
+
+#[test]
+fn rejects_a_zero_interval() {
+    let message = rejection(&["--interval", "0s"], &[]);
+    assert_eq!(
+        message,
+        r#"invalid --interval "0s": must be greater than zero"#
+    );
+}
+
+#[test]
+fn rejects_an_interval_over_a_day() {
+    let message = rejection(&["--interval", "25h"], &[]);
+    assert!(
+        message.starts_with(r#"invalid --interval "25h": "#),
+        "{message}"
+    );
+    assert!(message.contains("at most 1 day"), "{message}");
+}
+
+#[test]
+fn rejects_an_interval_that_is_not_a_duration() {
+    for raw in ["fast", "2", "-1s", ""] {
+        let message = rejection(&["--interval", raw], &[]);
+        assert!(message.contains("not a duration"), "{raw}: {message}");
+    }
+}
+
+#[test]
+fn rejects_an_empty_key() {
+    let message = rejection(&["--key", ""], &[]);
+    assert_eq!(message, r#"invalid --key "": the key must not be empty"#);
+}
+
+#[test]
+fn rejects_an_unknown_log_format() {
+    let message = rejection(&["--log-format", "xml"], &[]);
+    assert_eq!(
+        message,
+        r#"invalid --log-format "xml": must be "text" or "json""#
+    );
+}
+
+#[test]
+fn rejects_a_non_redis_url() {
+    let message = rejection(&["--redis-url", "http://redis:6379"], &[]);
+    assert!(
+        message.starts_with(r#"invalid --redis-url "http://redis:6379": "#),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_rejected_url_never_shows_its_password() {
+    let message = rejection(&["--redis-url", "redis://:hunter2@redis:port"], &[]);
+    assert!(!message.contains("hunter2"), "{message}");
+    assert!(message.contains("redis://:***@redis:port"), "{message}");
+}
+
+#[test]
+fn rejects_tls_urls_clearly() {
+    let message = rejection(&["--redis-url", "rediss://redis:6379"], &[]);
+    assert!(message.contains("TLS"), "{message}");
+}
+
+#[test]
+fn password_file_overrides_the_url_password_and_drops_the_newline() {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(b"s3cret\r\n").unwrap();
+    let path = file.path().to_str().unwrap();
+    let config = load(
+        &["--redis-url", "redis://:old@redis"],
+        &[("REDIS_PASSWORD_FILE", path)],
+    )
+    .unwrap();
+    assert_eq!(config.redis.redis_settings().password(), Some("s3cret"));
+}
+
+#[test]
+fn an_empty_password_file_setting_means_none() {
+    let config = load(&[], &[("REDIS_PASSWORD_FILE", "")]).unwrap();
+    assert_eq!(config.redis.redis_settings().password(), None);
+}
+
+#[test]
+fn rejects_a_missing_password_file() {
+    let message = rejection(&[], &[("REDIS_PASSWORD_FILE", "/nonexistent/pw")]);
+    assert!(
+        message.starts_with(r#"invalid REDIS_PASSWORD_FILE "/nonexistent/pw": cannot read it"#),
+        "{message}"
+    );
+}
+
+#[test]
+fn rejects_an_empty_password_file() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap();
+    let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
+    assert!(message.ends_with("the file is empty"), "{message}");
+}
+
+#[test]
+fn rejects_a_password_file_larger_than_the_bound() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let too_long = vec![b'x'; usize::try_from(MAX_PASSWORD_FILE_BYTES).unwrap() + 1];
+    std::fs::write(file.path(), too_long).unwrap();
+    let path = file.path().to_str().unwrap();
+    let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
+    assert!(message.contains("larger than 65536 bytes"), "{message}");
+}
+
+#[test]
+fn a_rejected_sentinel_url_names_the_setting_and_masks_the_password() {
+    let message = rejection(&["--redis-url", "redis+sentinel://:hunter2@s1,s2"], &[]);
+    assert!(
+        message.starts_with(r#"invalid --redis-url "redis+sentinel://:***@s1,s2": "#),
+        "{message}"
+    );
+    assert!(message.contains("names no master"), "{message}");
+}
+
+#[test]
+fn sentinel_password_file_is_read_with_the_same_rules() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let path = file.path().to_str().unwrap();
+    let sentinels = ["--redis-url", "redis+sentinel://s1/mymaster"];
+    let message = rejection(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+    assert!(
+        message.starts_with("invalid REDIS_SENTINEL_PASSWORD_FILE ")
+            && message.ends_with("the file is empty"),
+        "{message}"
+    );
+    std::fs::write(path, "watchers\n").unwrap();
+    let config = load(&sentinels, &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+    assert!(config.is_ok(), "{config:?}");
+    let message = rejection(&[], &[("REDIS_SENTINEL_PASSWORD_FILE", path)]);
+    assert!(message.contains("names no sentinels"), "{message}");
+}
+
+#[test]
+fn rejects_a_bad_log_filter() {
+    let message = rejection(&[], &[("RUST_LOG", "counter_worker=loud")]);
+    assert!(
+        message.starts_with(r#"invalid RUST_LOG "counter_worker=loud": "#),
+        "{message}"
+    );
+}
+
+#[test]
+fn rust_log_takes_what_env_filter_takes_for_targets_and_levels_and_refuses_the_rest() {
+    for filter in ["info,", "info,,", "counter_worker=debug,"] {
+        let config = load(&[], &[("RUST_LOG", filter)]);
+        assert!(config.is_ok(), "{filter:?}: {config:?}");
+    }
+    for filter in ["counter_worker[span]=debug", "garbage[[[", "=info"] {
+        let message = rejection(&[], &[("RUST_LOG", filter)]);
+        assert!(
+            message.starts_with(&format!("invalid RUST_LOG {filter:?}: not a log filter")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
+fn unknown_flags_are_one_line_usage_errors() {
+    let message = rejection(&["--bogus"], &[]);
+    assert_eq!(message, "unexpected argument '--bogus' found");
+    assert!(!message.contains('\n'));
+}
+
+#[test]
+fn errors_stay_on_one_line_whatever_the_value() {
+    let message = rejection(&["--interval", "2s\nINFO fake log line"], &[]);
+    assert!(!message.contains('\n'), "{message}");
+}
