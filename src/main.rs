@@ -3,11 +3,10 @@
 
 use std::process::ExitCode;
 
-use counter_worker::config::{Command, Config};
-use counter_worker::health_state::HealthRecorder;
-use counter_worker::logging::{self, FINAL_FLUSH_PATIENCE, LogOutput};
-use counter_worker::worker::Worker;
-use counter_worker::{health, resources, shutdown};
+use counter_worker::{
+    Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, LogOutput, Worker,
+    cancel_on_signal, check_descriptor_headroom, healthcheck, init_logging,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -31,14 +30,14 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => return cannot_start("cannot start the async runtime", &err),
     };
-    if let Err(reason) = resources::check_descriptor_headroom() {
+    if let Err(reason) = check_descriptor_headroom() {
         return cannot_start("cannot start", &reason);
     }
     match config.command {
         Command::Run => runtime.block_on(run(config)),
         Command::Healthcheck => {
             let redis = &config.redis;
-            let check = health::check(config.health_file.as_deref(), redis);
+            let check = healthcheck(config.health_file.as_deref(), redis);
             match runtime.block_on(check) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(reason) => {
@@ -56,12 +55,12 @@ fn cannot_start(what: &str, err: &dyn std::fmt::Display) -> ExitCode {
 }
 
 async fn run(config: Config) -> ExitCode {
-    let log = match logging::init(config.log_format, config.log_filter) {
+    let log = match init_logging(config.log_format, config.log_filter) {
         Ok(log) => log,
         Err(err) => return cannot_start("cannot start the log writer", &err),
     };
     let shutdown = CancellationToken::new();
-    let signal = match shutdown::cancel_on_signal(shutdown.clone()) {
+    let signal = match cancel_on_signal(shutdown.clone()) {
         Ok(signal) => signal,
         Err(err) => {
             return exit(
@@ -73,7 +72,7 @@ async fn run(config: Config) -> ExitCode {
     info!(
         version = env!("CARGO_PKG_VERSION"),
         redis = %config.redis,
-        key = %counter_worker::escape::Escaped(&config.key),
+        key = %Escaped(&config.key),
         interval = %humantime::format_duration(config.interval),
         "counter-worker starting"
     );

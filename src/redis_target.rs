@@ -8,7 +8,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::{ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo, RedisResult};
+use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult};
 
 use crate::connection::{self, Connection, data_node_settings};
 use crate::escape::escaped;
@@ -79,8 +79,9 @@ impl RedisTarget {
     }
 
     /// The credentials, database and protocol used on the Redis server, whichever way
-    /// it is found.
-    pub fn redis_settings(&self) -> &RedisConnectionInfo {
+    /// it is found; for the tests of the password rules.
+    #[cfg(test)]
+    pub fn redis_settings(&self) -> &redis::RedisConnectionInfo {
         match &self.servers {
             Servers::Fixed(info) => info.redis_settings(),
             Servers::Sentinel(sentinels) => sentinels.redis_settings(),

@@ -9,7 +9,7 @@
 /// connection, its replacement while the old one closes, and the health state file.
 pub const SPARE_DESCRIPTORS_NEEDED: u64 = 3;
 
-/// `Ok` when at least [`SPARE_DESCRIPTORS_NEEDED`] more descriptors can be opened;
+/// `Ok` when at least `SPARE_DESCRIPTORS_NEEDED` more descriptors can be opened;
 /// otherwise the reason, for one line.
 ///
 /// It opens that many (on `/`, which exists in every container) and closes them again:

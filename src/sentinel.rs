@@ -99,7 +99,9 @@ impl Sentinels {
         &self.master_name
     }
 
-    /// Credentials, database and protocol used on the master once it is found.
+    /// Credentials, database and protocol used on the master once it is found; for the
+    /// tests of the password rules.
+    #[cfg(test)]
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         &self.redis
     }

@@ -107,11 +107,10 @@ impl Worker {
     }
 
     /// Counts until `shutdown` fires, then returns at once; an `INCR` already sent is
-    /// allowed to finish, which [`RESPONSE_TIMEOUT`](crate::connection::RESPONSE_TIMEOUT)
-    /// bounds.
+    /// allowed to finish, which the connection's `RESPONSE_TIMEOUT` bounds.
     ///
     /// The first `INCR` happens as soon as Redis answers. Ticks then follow the grid of
-    /// [`next_tick`]: a slow tick does not push later ones back, and missed ticks are
+    /// `next_tick`: a slow tick does not push later ones back, and missed ticks are
     /// skipped, never replayed.
     pub async fn run(&mut self, shutdown: &CancellationToken) -> Summary {
         let mut state = LoopState::default();
