@@ -10,6 +10,10 @@
 }:
 crate.craneLib.devShell {
   inherit checks;
+  # The checks bring crane's installFromCargoBuildLogHook, which makes a
+  # postBuildInstallFromCargoBuildLogOutTemp… directory in the working directory when it is
+  # sourced (crane issues #997, #1046); a shell installs nothing, so it is switched off.
+  doNotPostBuildInstallCargoBinaries = true;
   packages = [
     pkgs.redis
     pkgs.cargo-nextest
