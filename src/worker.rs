@@ -182,13 +182,7 @@ impl Worker {
         let connection = self.redis.connect(extra).await?;
         debug!(redis = %self.redis, "connected to Redis");
         if let Some(name) = self.redis.sentinel_master() {
-            let master = connection.server();
-            if state.last_master.as_deref() == Some(master) {
-                debug!(%master, %name, "the sentinels name the same master");
-            } else {
-                info!(%master, %name, "found the Redis master through Sentinel");
-                state.last_master = Some(master.to_owned());
-            }
+            note_master(state, name, connection.server());
         }
         Ok(connection)
     }
@@ -317,6 +311,17 @@ impl Worker {
         if let Some(err) = self.health.as_mut().and_then(record) {
             warn!(error = %err, "cannot record progress for the health check");
         }
+    }
+}
+
+/// Logs which server the sentinels named as master `name`: at `info` when it changed
+/// (a failover), else at `debug`.
+fn note_master(state: &mut LoopState, name: &str, master: &str) {
+    if state.last_master.as_deref() == Some(master) {
+        debug!(%master, %name, "the sentinels name the same master");
+    } else {
+        info!(%master, %name, "found the Redis master through Sentinel");
+        state.last_master = Some(master.to_owned());
     }
 }
 
