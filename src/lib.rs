@@ -4,7 +4,7 @@
 //! The binary (`main.rs`) only wires these modules together; the logic lives here, where
 //! the tests reach it. The modules are private and form layers (`scripts/check-module-cycles`
 //! keeps them so); what the binary calls is exported below, with the types of what those
-//! calls return, and nothing else, so an item that nobody uses is a compiler warning.
+//! calls return, and nothing else.
 
 #![warn(missing_docs)]
 
