@@ -16,6 +16,7 @@ use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
+use crate::acl_rule::{self, Discovery, WorkerAccess};
 use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::redis_target::{RedisTarget, redact};
 use crate::worker::ReplicaWait;
@@ -153,16 +154,21 @@ enum CliCommand {
     /// Exit 0 when the worker beside it is counting, 1 when it is frozen or stuck; with no
     /// live worker, PING Redis (2 s deadline); for container healthchecks
     Healthcheck,
+    /// Print the ACL rule Redis must grant this worker with these settings, for ACL
+    /// SETUSER or an ACL file: ACL SETUSER counter on >PASSWORD <rule>
+    AclRule,
 }
 
 /// What the process was started to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Count until SIGTERM, SIGINT or SIGHUP.
     Run,
     /// Check once that the worker beside it counts (or that Redis answers), for a
     /// healthcheck in a shell-less image.
     Healthcheck,
+    /// Print this rule, the least the worker needs from Redis with these settings.
+    AclRule(String),
 }
 
 /// How log lines are written: for people (`text`) or for log pipelines (`json`).
@@ -278,12 +284,26 @@ impl Config {
         let wait_timeout = parse_wait_timeout(&wait_timeout)
             .map_err(invalid(given(&WAIT_TIMEOUT), &wait_timeout))?;
         let health_file = text(&HEALTH_FILE, &cli.health_file)?;
+        let command = match cli.command {
+            None => Command::Run,
+            Some(CliCommand::Healthcheck) => Command::Healthcheck,
+            Some(CliCommand::AclRule) => Command::AclRule(
+                acl_rule::rule(&WorkerAccess {
+                    key: &key,
+                    // A target without a fixed client finds its master through Sentinel.
+                    discovery: match redis.client() {
+                        Some(_) => Discovery::Fixed,
+                        None => Discovery::Sentinel,
+                    },
+                    waits_for_replicas: replicas > 0,
+                    database: redis.redis_settings().db(),
+                })
+                .map_err(invalid(given(&KEY), &key))?,
+            ),
+        };
 
         Ok(Self {
-            command: match cli.command {
-                None => Command::Run,
-                Some(CliCommand::Healthcheck) => Command::Healthcheck,
-            },
+            command,
             redis,
             key,
             interval,
@@ -517,6 +537,26 @@ mod tests {
         let config = load(&["healthcheck", "--redis-url", "redis://h:1"], &[]).unwrap();
         assert_eq!(config.command, Command::Healthcheck);
         assert_eq!(config.redis.to_string(), "redis://h:1");
+    }
+
+    #[test]
+    fn acl_rule_is_a_subcommand_whose_rule_follows_the_settings() {
+        let url = "redis+sentinel://s1/mymaster/2";
+        let config = load(
+            &["acl-rule", "--redis-url", url, "--wait-replicas", "1"],
+            &[],
+        );
+        assert_eq!(
+            config.unwrap().command,
+            Command::AclRule(
+                "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select".into()
+            )
+        );
+        let message = rejection(&["acl-rule", "--key", "two words"], &[]);
+        assert!(
+            message.starts_with(r#"invalid --key "two words": "#),
+            "{message}"
+        );
     }
 
     #[test]

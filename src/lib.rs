@@ -6,6 +6,7 @@
 
 #![warn(missing_docs)]
 
+pub mod acl_rule;
 pub mod config;
 pub mod connection;
 pub mod failure_log;

@@ -1,5 +1,5 @@
 //! Wiring only: read the configuration, set up logging, then run the worker until a
-//! signal, or run the health check once.
+//! signal, run the health check once, or print the worker's ACL rule.
 
 use std::process::ExitCode;
 
@@ -36,6 +36,10 @@ fn main() -> ExitCode {
     }
     match config.command {
         Command::Run => runtime.block_on(run(config)),
+        Command::AclRule(rule) => {
+            println!("{rule}");
+            ExitCode::SUCCESS
+        }
         Command::Healthcheck => {
             let redis = &config.redis;
             let check = health::check(config.health_file.as_deref(), redis);

@@ -145,12 +145,16 @@ fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
 /// and completed the same way.
 ///
 /// RESP3 lets the client report a connection that Redis closed while it was idle (see
-/// `connection`); Redis 6 and newer speak it.
+/// `connection`); Redis 6 and newer speak it. No `CLIENT SETINFO` on connect: Redis 7.0
+/// does not know it, and from 7.2 on a user limited to the worker's rule (`acl_rule`)
+/// would log a denial in `ACL LOG` for every connection.
 pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
     if settings.db() < 0 {
         return Err("the database index must be a non-negative integer".to_owned());
     }
-    Ok(settings.set_protocol(ProtocolVersion::RESP3))
+    Ok(settings
+        .set_protocol(ProtocolVersion::RESP3)
+        .set_skip_set_lib_name())
 }
 
 impl fmt::Display for RedisTarget {

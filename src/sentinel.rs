@@ -171,7 +171,8 @@ impl Sentinels {
         port: u16,
         config: &AsyncConnectionConfig,
     ) -> RedisResult<(String, u16)> {
-        let mut info = RedisConnectionInfo::default();
+        // No `CLIENT SETINFO`, as on the data nodes: a sentinel's ACL need not grant it.
+        let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(password) = &self.sentinel_password {
             info = info.set_password(password);
         }
