@@ -64,19 +64,21 @@ fn assert_nothing_refused(server: &RedisServer) {
 }
 
 /// Fails unless the worker's user may do nothing on `server` but what the worker does:
-/// each command here gets `NOPERM`.
-fn assert_user_refused_the_rest(server: &RedisServer, key: &str) {
+/// each command here gets `NOPERM`, `INCR` of `other_key` included.
+fn assert_user_refused_the_rest(server: &RedisServer, key: &str, other_key: &str) {
     let client = redis::Client::open(user_url(server, 0)).expect("the user's URL");
     let mut connection = client
         .get_connection()
         .expect("log in as the worker's user");
-    let attempts: [&[&str]; 6] = [
+    let attempts: [&[&str]; 8] = [
         &["GET", key],
         &["SET", key, "0"],
         &["DEL", key],
-        &["INCR", "other"],
+        &["INCR", other_key],
+        &["KEYS", "*"],
         &["FLUSHALL"],
         &["CONFIG", "GET", "*"],
+        &["ACL", "LIST"],
     ];
     for attempt in attempts {
         let mut command = redis::cmd(attempt[0]);
@@ -122,7 +124,7 @@ fn the_plain_rule_is_enough_to_count_and_nothing_more() {
     create_user(&server, &printed_rule(&[]));
     count_and_check_health(&user_url(&server, 0), &[]);
     assert_nothing_refused(&server);
-    assert_user_refused_the_rest(&server, "contador");
+    assert_user_refused_the_rest(&server, "contador", "other");
 }
 
 #[test]
@@ -136,7 +138,7 @@ fn a_database_and_a_key_with_glob_characters_are_granted_and_nothing_more() {
     count_and_check_health(&url, &env);
     assert_nothing_refused(&server);
     // `visits*` as a pattern would also match `visitsX`.
-    assert_user_refused_the_rest(&server, "visitsX");
+    assert_user_refused_the_rest(&server, key, "visitsX");
     let database_2 = redis::Client::open(format!("{}/2", server.url())).unwrap();
     let stored: Option<i64> = redis::cmd("GET")
         .arg(key)
@@ -156,7 +158,8 @@ fn the_wait_replicas_rule_is_enough_to_count_with_a_replica() {
     let port = server.port().to_string();
     let _replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
     wait_for_replicas_online(&server, 1);
-    let env = [("WAIT_REPLICAS", "1")];
+    // A generous timeout: a replica that just came online can miss a short first one.
+    let env = [("WAIT_REPLICAS", "1"), ("WAIT_TIMEOUT", "5s")];
     create_user(&server, &printed_rule(&env));
     let worker = fast_worker(&user_url(&server, 0), &env);
     worker.wait_for_count(5);
@@ -166,7 +169,7 @@ fn the_wait_replicas_rule_is_enough_to_count_with_a_replica() {
         worker.output()
     );
     assert_nothing_refused(&server);
-    assert_user_refused_the_rest(&server, "contador");
+    assert_user_refused_the_rest(&server, "contador", "other");
 }
 
 #[test]
@@ -188,5 +191,6 @@ fn the_sentinel_rule_is_enough_to_count_through_the_sentinels() {
     count_and_check_health(&url, &env);
     let master = lab.data_node(lab.master_port());
     assert_nothing_refused(master);
-    assert_user_refused_the_rest(master, "contador");
+    assert_nothing_refused(lab.sentinel());
+    assert_user_refused_the_rest(master, "contador", "other");
 }
