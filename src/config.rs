@@ -16,6 +16,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::Targets;
 
+use crate::acl_rule::{self, Discovery, WorkerAccess};
 use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::logging::{self, LogFormat};
 use crate::redis_target::{RedisTarget, redact};
@@ -117,6 +118,9 @@ pub enum Command {
     /// Exit 0 when the worker beside it is counting, 1 when it is frozen or stuck; with no
     /// live worker, PING Redis (2 s deadline); for container healthchecks
     Healthcheck,
+    /// Print the ACL rule Redis must grant this worker with these settings, for ACL
+    /// SETUSER or an ACL file: ACL SETUSER counter on >PASSWORD <rule>
+    AclRule,
 }
 
 /// The validated configuration; holding one means every setting is usable.
@@ -139,6 +143,9 @@ pub struct Config {
     /// Where the worker records its progress and the health check reads it; `None`
     /// when switched off.
     pub health_file: Option<PathBuf>,
+    /// The ACL rule these settings need, for `acl-rule` to print; `None` for the other
+    /// commands.
+    pub acl_rule: Option<String>,
 }
 
 impl Config {
@@ -198,8 +205,26 @@ impl Config {
             Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
         })?;
 
+        let command = cli.command.unwrap_or(Command::Run);
+        // Only `acl-rule` needs the key to fit an ACL file's words; counting takes any key.
+        let acl_rule = match command {
+            Command::AclRule => Some(flags.parse("key", &cli.key, |key| {
+                acl_rule::rule(&WorkerAccess {
+                    key,
+                    discovery: match redis.sentinel_master() {
+                        Some(_) => Discovery::Sentinel,
+                        None => Discovery::Fixed,
+                    },
+                    waits_for_replicas: replicas > 0,
+                    database: redis.redis_settings().db(),
+                })
+            })?),
+            Command::Run | Command::Healthcheck => None,
+        };
+
         Ok(Self {
-            command: cli.command.unwrap_or(Command::Run),
+            command,
+            acl_rule,
             redis,
             key,
             interval,

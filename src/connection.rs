@@ -67,12 +67,16 @@ pub async fn open(
 /// Sentinel), checked and completed the same way.
 ///
 /// RESP3 lets the client report a connection that Redis closed while it was idle; Redis 6
-/// and newer speak it.
+/// and newer speak it. No `CLIENT SETINFO` on connect: Redis 7.0 does not know it, and from
+/// 7.2 on a user limited to the worker's rule (`acl_rule`) would log a denial in `ACL LOG`
+/// for every connection.
 pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
     if settings.db() < 0 {
         return Err("the database index must be a non-negative integer".to_owned());
     }
-    Ok(settings.set_protocol(ProtocolVersion::RESP3))
+    Ok(settings
+        .set_protocol(ProtocolVersion::RESP3)
+        .set_skip_set_lib_name())
 }
 
 /// A connection to Redis that knows whether Redis has closed it.

@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod acl_rule;
 mod config;
 mod connection;
 mod escape;

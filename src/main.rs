@@ -1,5 +1,5 @@
 //! Wiring only: read the configuration, set up logging, then run the worker until a
-//! signal, or run the health check once.
+//! signal, run the health check once, or print the worker's ACL rule.
 
 use std::process::ExitCode;
 
@@ -35,6 +35,10 @@ fn main() -> ExitCode {
     }
     match config.command {
         Command::Run => runtime.block_on(run(config)),
+        Command::AclRule => {
+            println!("{}", config.acl_rule.unwrap_or_default());
+            ExitCode::SUCCESS
+        }
         Command::Healthcheck => {
             let redis = &config.redis;
             let check = healthcheck(config.health_file.as_deref(), redis);

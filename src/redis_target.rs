@@ -79,8 +79,8 @@ impl RedisTarget {
     }
 
     /// The credentials, database and protocol used on the Redis server, whichever way
-    /// it is found; for the tests of the password rules.
-    #[cfg(test)]
+    /// it is found: what the ACL rule must allow (`SELECT`), and what the tests of the
+    /// password rules read.
     pub fn redis_settings(&self) -> &redis::RedisConnectionInfo {
         match &self.servers {
             Servers::Fixed(info) => info.redis_settings(),

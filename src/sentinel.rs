@@ -99,9 +99,7 @@ impl Sentinels {
         &self.master_name
     }
 
-    /// Credentials, database and protocol used on the master once it is found; for the
-    /// tests of the password rules.
-    #[cfg(test)]
+    /// Credentials, database and protocol used on the master once it is found.
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         &self.redis
     }
@@ -151,7 +149,8 @@ impl Sentinels {
     }
 
     async fn ask(&self, host: &str, port: u16) -> RedisResult<(String, u16)> {
-        let mut info = RedisConnectionInfo::default();
+        // No `CLIENT SETINFO`, as on the data nodes: a sentinel's ACL need not grant it.
+        let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(password) = &self.sentinel_password {
             info = info.set_password(password);
         }

@@ -1,0 +1,159 @@
+//! The Redis ACL rule that is exactly enough for the worker, derived from its settings, so
+//! that Redis can be set up to let this worker `INCR` its key and do nothing else.
+//!
+//! A password alone lets anyone who learns it (a neighbour container, a leaked secret)
+//! `FLUSHALL` or rewrite Redis's configuration. An ACL user limited to the worker's own
+//! commands and key cannot, but only if the rule is right: one grant too few and the
+//! worker cannot count, one too many and least privilege is lost. The worker knows which
+//! commands its settings make it send, so it states the rule itself
+//! (`counter-worker acl-rule`) and every deployment loads what it prints. `HELLO`/`AUTH`
+//! need no grant; `CLIENT SETINFO` is never sent (see `redis_target`), so no grant is
+//! needed for it either, which Redis 7.0 could not even parse.
+
+/// How the worker finds the server it writes to, which decides the commands it sends
+/// besides `INCR` and `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Discovery {
+    /// A fixed `redis://` address.
+    Fixed,
+    /// Through Redis Sentinel: the worker asks the master `ROLE` before writing to it.
+    Sentinel,
+    // Cluster mode, once it exists, is a variant here, and `commands` grants what it sends
+    // (e.g. `+cluster|keyslot +cluster|shards +asking`).
+}
+
+/// What the worker's validated settings make it do on a Redis data node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkerAccess<'a> {
+    /// The key the worker `INCR`s.
+    pub key: &'a str,
+    /// How the server is found.
+    pub discovery: Discovery,
+    /// Whether each `INCR` goes with a `WAIT` (`--wait-replicas` above 0).
+    pub waits_for_replicas: bool,
+    /// The database selected on connect; anything but 0 sends `SELECT`.
+    pub database: i64,
+}
+
+/// The ACL rule for `access`, as `ACL SETUSER` arguments and ACL file words separated by
+/// single spaces, without the user name, `on` or a password, e.g.
+/// `resetkeys ~contador resetchannels -@all +incr +ping`.
+///
+/// Refused (with the reason, for a person) when the key cannot be written as an ACL key
+/// pattern: an ACL file splits its lines at spaces and has no quoting.
+pub fn rule(access: &WorkerAccess<'_>) -> Result<String, String> {
+    let mut words = vec![
+        "resetkeys".to_owned(),
+        format!("~{}", key_pattern(access.key)?),
+        "resetchannels".to_owned(),
+        "-@all".to_owned(),
+    ];
+    words.extend(commands(access).iter().map(|command| format!("+{command}")));
+    Ok(words.join(" "))
+}
+
+/// Every command the worker sends with these settings.
+fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
+    // INCR counts; PING answers the health check and follows an INCR of unknown outcome.
+    let mut commands = vec!["incr", "ping"];
+    match access.discovery {
+        Discovery::Fixed => {}
+        Discovery::Sentinel => commands.push("role"),
+    }
+    if access.waits_for_replicas {
+        commands.push("wait");
+    }
+    if access.database != 0 {
+        commands.push("select");
+    }
+    commands
+}
+
+/// `key` as a Redis glob pattern that matches it and nothing else: the glob's special
+/// characters are escaped with a backslash.
+fn key_pattern(key: &str) -> Result<String, String> {
+    if key.is_empty() {
+        return Err("the key must not be empty".to_owned());
+    }
+    if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(
+            "an ACL rule cannot name a key holding spaces or control characters \
+             (ACL files split at spaces); choose another key"
+                .to_owned(),
+        );
+    }
+    let mut pattern = String::with_capacity(key.len());
+    for c in key.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    Ok(pattern)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(
+        discovery: Discovery,
+        waits_for_replicas: bool,
+        database: i64,
+    ) -> WorkerAccess<'static> {
+        WorkerAccess {
+            key: "contador",
+            discovery,
+            waits_for_replicas,
+            database,
+        }
+    }
+
+    #[test]
+    fn a_fixed_server_needs_incr_and_ping_on_the_key_alone() {
+        assert_eq!(
+            rule(&access(Discovery::Fixed, false, 0)).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping"
+        );
+    }
+
+    #[test]
+    fn sentinel_adds_role_wait_adds_wait_a_database_adds_select() {
+        assert_eq!(
+            rule(&access(Discovery::Sentinel, false, 0)).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +role"
+        );
+        assert_eq!(
+            rule(&access(Discovery::Fixed, true, 0)).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +wait"
+        );
+        assert_eq!(
+            rule(&access(Discovery::Sentinel, true, 3)).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
+        );
+    }
+
+    #[test]
+    fn glob_characters_in_the_key_match_only_themselves() {
+        let rule = rule(&WorkerAccess {
+            key: r"a*b?[c]\d",
+            ..access(Discovery::Fixed, false, 0)
+        })
+        .unwrap();
+        assert!(
+            rule.starts_with(r"resetkeys ~a\*b\?\[c\]\\d resetchannels "),
+            "{rule}"
+        );
+    }
+
+    #[test]
+    fn a_key_an_acl_file_cannot_hold_is_refused() {
+        for key in ["two words", "tab\there", "line\nbreak", ""] {
+            let refused = rule(&WorkerAccess {
+                key,
+                ..access(Discovery::Fixed, false, 0)
+            });
+            assert!(refused.is_err(), "{key:?}: {refused:?}");
+        }
+    }
+}
