@@ -366,8 +366,15 @@ fn a_freeze_shorter_than_the_reply_timeout_is_followed_by_a_ping_first() {
     let monitor = redis.monitor();
     monitor.wait_for("INCR", 1, PATIENCE);
     redis.signal(libc::SIGSTOP);
+    let frozen = Instant::now();
     let (lost, _) = worker.wait_for_line_after(0, &["outcome unknown"]);
     redis.signal(libc::SIGCONT);
+    // The next tick's INCR (within 100 ms) waits its 2 s reply timeout, no longer.
+    let waited = frozen.elapsed();
+    assert!(
+        waited < Duration::from_millis(3_500),
+        "the unanswered INCR was given up after {waited:?}"
+    );
     let (counted, _) = worker.wait_for_line_after(lost, &["Contador atual: "]);
     assert_ping_came_first(&monitor, Duration::from_millis(100));
     let (answered, _) = worker.wait_for_line_after(lost, &["Redis answers again"]);
@@ -509,6 +516,25 @@ fn a_replica_cut_off_from_its_master_says_masterdown_and_is_left() {
     assert_each_refusal_costs_the_connection(&replica);
     replica.query::<()>(redis::cmd("REPLICAOF").arg("NO").arg("ONE"));
     worker.wait_for_count(1);
+}
+
+#[test]
+fn ticks_missed_behind_a_slow_reply_are_skipped_not_replayed() {
+    // Each reply takes 1.1 s, longer than the 1 s interval: the grid point it covers is
+    // skipped, so the next INCR waits for the one after; a replayed tick would follow the
+    // reply at once.
+    let redis = RedisServer::start();
+    let monitor = redis.monitor();
+    let proxy = SlowReplies::start(redis.port(), Duration::from_millis(1_100));
+    let url = proxy.url();
+    let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "1s")]);
+    let incrs = monitor.wait_for("INCR", 4, PATIENCE);
+    // The first INCR follows the slow handshake, off the grid; from the second on, two
+    // intervals apart (a replayed tick: 1.1 s).
+    for pair in incrs[1..].windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= 1.9, "INCRs {gap:.3}s apart: {incrs:#?}");
+    }
 }
 
 #[test]

@@ -13,8 +13,17 @@ use support::{
 #[test]
 fn counts_in_redis_and_logs_each_value() {
     let redis = RedisServer::start();
+    let monitor = redis.monitor();
     let worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(3);
+    // Redis's view of everything the worker sent: the handshake, then INCRs only.
+    for seen in monitor.seen() {
+        assert!(
+            ["HELLO", "CLIENT", "INCR"].contains(&seen.command.as_str()),
+            "the worker sent {seen:?}"
+        );
+    }
+    assert!(monitor.named("INCR").len() >= 3);
     let logged = worker.counts();
     assert_eq!(logged[..3], [1, 2, 3], "the counter never jumps");
     let stored = redis
@@ -268,9 +277,16 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
 #[test]
 fn a_black_holed_redis_cannot_hang_the_worker() {
     let silent = SilentServer::start();
+    let started = Instant::now();
     let mut worker = fast_worker(&silent.url(), &[]);
     let (first, line) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
     assert!(line.contains("timed out"), "{line}");
+    // Connecting is bounded by 2 s.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3_500),
+        "gave up on the connection after {took:?}"
+    );
     worker.wait_for_line_after(
         first + 1,
         &["more attempts failed the same way", "timed out"],
