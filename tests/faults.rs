@@ -257,6 +257,9 @@ fn recovery_after_an_outage_comes_within_one_interval() {
         (2..attempts).contains(&failed),
         "{failed} failed of {attempts} attempts: {output}"
     );
+    // Debug lines: each attempt's outcome, each tick's INCR latency.
+    worker.wait_for_line_after(outage, &["INCR done", "latency=", "ok=true"]);
+    assert!(output.contains("connected to Redis"), "{output}");
 }
 
 #[test]
@@ -706,6 +709,20 @@ fn healthcheck_turns_unhealthy_when_the_worker_freezes_and_healthy_when_it_thaws
     let (code, reason) = healthcheck(health, &dead);
     assert_eq!(code, Some(1));
     assert!(reason.contains("did not answer PING"), "{reason}");
+}
+
+#[test]
+fn healthcheck_with_a_state_file_it_cannot_open_says_so_instead_of_pinging() {
+    // Only a missing file means "no worker here"; a path it cannot open (its parent is a
+    // file) is a broken setup, reported, even while Redis answers PING.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let parent = support::file_with("not a directory");
+    let health = parent.path().join("health");
+    let (code, reason) = healthcheck(health.to_str().unwrap(), &url);
+    assert_eq!(code, Some(1), "{reason}");
+    assert!(reason.contains("cannot open"), "{reason}");
+    assert_eq!(reason.lines().count(), 1, "{reason}");
 }
 
 #[test]

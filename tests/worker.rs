@@ -275,6 +275,16 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
 }
 
 #[test]
+fn no_password_for_a_redis_that_wants_one_is_a_clear_error_not_a_crash() {
+    let redis = RedisServer::start_with_password(Some("needed"));
+    let mut worker = fast_worker(&redis.url(), &[]);
+    let (first, line) = worker.wait_for_line_after(0, &["ERROR", "Redis refused the connection"]);
+    assert!(line.contains("NOAUTH"), "{line}");
+    worker.wait_for_line_after(first + 1, &["more attempts failed the same way", "NOAUTH"]);
+    assert!(worker.is_running());
+}
+
+#[test]
 fn a_black_holed_redis_cannot_hang_the_worker() {
     let silent = SilentServer::start();
     let started = Instant::now();
