@@ -470,6 +470,28 @@ fn wait_reports_counts_that_fewer_replicas_acknowledged() {
 }
 
 #[test]
+fn a_wait_longer_than_the_reply_timeout_is_waited_for() {
+    // WAIT_TIMEOUT may be up to a minute: the reply to INCR + WAIT is given that much more
+    // than the usual 2 s, so a WAIT that times out is a count, not an unknown outcome.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[
+        ("REDIS_URL", &url),
+        ("INTERVAL", "100ms"),
+        ("WAIT_REPLICAS", "1"),
+        ("WAIT_TIMEOUT", "2500ms"),
+    ]);
+    let line = worker.wait_for_line(&["WARN", "acknowledged by 0 of 1 replicas"]);
+    assert!(line.contains("count=1"), "{line}");
+    worker.wait_for_count(1);
+    assert!(
+        !worker.output().contains("outcome unknown"),
+        "{}",
+        worker.output()
+    );
+}
+
+#[test]
 fn a_read_only_replica_is_left_and_tried_again() {
     let primary = RedisServer::start();
     let port = primary.port().to_string();

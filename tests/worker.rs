@@ -24,6 +24,8 @@ fn counts_in_redis_and_logs_each_value() {
         );
     }
     assert!(monitor.named("INCR").len() >= 3);
+    // Output flows: nothing was dropped, so nothing says so.
+    assert!(!worker.output().contains("dropped"), "{}", worker.output());
     let logged = worker.counts();
     assert_eq!(logged[..3], [1, 2, 3], "the counter never jumps");
     let stored = redis
