@@ -449,18 +449,25 @@ fn json_counts(output: &str) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn wait_reports_counts_that_fewer_replicas_acknowledged() {
-    // A Redis without replicas: WAIT 1 can only time out with 0 acknowledgements.
-    let redis = RedisServer::start();
+/// A worker on `redis`, which has no replicas, asking for one with `WAIT_TIMEOUT`
+/// `timeout`: WAIT 1 can only time out with 0 acknowledgements. Returns the worker and its
+/// first warning saying so.
+fn waiting_for_a_replica_in_vain(redis: &RedisServer, timeout: &str) -> (Worker, String) {
     let url = redis.url();
     let worker = Worker::start(&[
         ("REDIS_URL", &url),
         ("INTERVAL", "100ms"),
         ("WAIT_REPLICAS", "1"),
-        ("WAIT_TIMEOUT", "20ms"),
+        ("WAIT_TIMEOUT", timeout),
     ]);
     let line = worker.wait_for_line(&["WARN", "acknowledged by 0 of 1 replicas"]);
+    (worker, line)
+}
+
+#[test]
+fn wait_reports_counts_that_fewer_replicas_acknowledged() {
+    let redis = RedisServer::start();
+    let (worker, line) = waiting_for_a_replica_in_vain(&redis, "20ms");
     assert!(line.contains("count="), "{line}");
     worker.wait_for_count(2);
     assert!(
@@ -474,14 +481,7 @@ fn a_wait_longer_than_the_reply_timeout_is_waited_for() {
     // WAIT_TIMEOUT may be up to a minute: the reply to INCR + WAIT is given that much more
     // than the usual 2 s, so a WAIT that times out is a count, not an unknown outcome.
     let redis = RedisServer::start();
-    let url = redis.url();
-    let worker = Worker::start(&[
-        ("REDIS_URL", &url),
-        ("INTERVAL", "100ms"),
-        ("WAIT_REPLICAS", "1"),
-        ("WAIT_TIMEOUT", "2500ms"),
-    ]);
-    let line = worker.wait_for_line(&["WARN", "acknowledged by 0 of 1 replicas"]);
+    let (worker, line) = waiting_for_a_replica_in_vain(&redis, "2500ms");
     assert!(line.contains("count=1"), "{line}");
     worker.wait_for_count(1);
     assert!(
@@ -524,11 +524,7 @@ fn assert_each_refusal_costs_the_connection(redis: &RedisServer) {
 #[test]
 fn a_replica_cut_off_from_its_master_says_masterdown_and_is_left() {
     // A writable replica that serves no stale data: INCR gets MASTERDOWN, not READONLY.
-    let dead = support::free_port().to_string();
-    let replica = RedisServer::start_with_args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &dead,
+    let replica = RedisServer::orphan_replica(&[
         "--replica-read-only",
         "no",
         "--replica-serve-stale-data",
@@ -543,17 +539,23 @@ fn a_replica_cut_off_from_its_master_says_masterdown_and_is_left() {
     worker.wait_for_count(1);
 }
 
+/// The first `count` INCRs, as Redis executed them, of a worker ticking every `interval`
+/// whose every reply is held back `delay_ms` by a proxy.
+fn incrs_behind_slow_replies(delay_ms: u64, interval: &str, count: usize) -> Vec<Seen> {
+    let redis = RedisServer::start();
+    let monitor = redis.monitor();
+    let proxy = SlowReplies::start(redis.port(), Duration::from_millis(delay_ms));
+    let url = proxy.url();
+    let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", interval)]);
+    monitor.wait_for("INCR", count, PATIENCE)
+}
+
 #[test]
 fn ticks_missed_behind_a_slow_reply_are_skipped_not_replayed() {
     // Each reply takes 1.1 s, longer than the 1 s interval: the grid point it covers is
     // skipped, so the next INCR waits for the one after; a replayed tick would follow the
     // reply at once.
-    let redis = RedisServer::start();
-    let monitor = redis.monitor();
-    let proxy = SlowReplies::start(redis.port(), Duration::from_millis(1_100));
-    let url = proxy.url();
-    let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "1s")]);
-    let incrs = monitor.wait_for("INCR", 4, PATIENCE);
+    let incrs = incrs_behind_slow_replies(1_100, "1s", 4);
     // The first INCR follows the slow handshake, off the grid; from the second on, two
     // intervals apart (a replayed tick: 1.1 s).
     for pair in incrs[1..].windows(2) {
@@ -565,12 +567,7 @@ fn ticks_missed_behind_a_slow_reply_are_skipped_not_replayed() {
 #[test]
 fn a_slow_incr_does_not_push_later_ticks_back() {
     // Every reply takes 200 ms; Redis executes each INCR the moment it arrives.
-    let redis = RedisServer::start();
-    let monitor = redis.monitor();
-    let proxy = SlowReplies::start(redis.port(), Duration::from_millis(200));
-    let url = proxy.url();
-    let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "500ms")]);
-    let incrs = monitor.wait_for("INCR", 9, PATIENCE);
+    let incrs = incrs_behind_slow_replies(200, "500ms", 9);
     // From the second INCR on, the ticks sit on the grid: seven intervals, 3.5 s. Each
     // tick pushed back by its reply would take 7 × 700 ms = 4.9 s.
     let span = incrs[8].at - incrs[1].at;

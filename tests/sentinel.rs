@@ -302,14 +302,7 @@ fn a_server_the_sentinels_name_that_is_not_master_is_never_written() {
     // A sentinel that monitors a writable replica (its master long gone): for the 60 s of
     // its down-after it names the replica as master. Only the worker's ROLE check stands
     // between the replica and an INCR.
-    let dead = support::free_port().to_string();
-    let replica = RedisServer::start_with_args(&[
-        "--replicaof",
-        "127.0.0.1",
-        &dead,
-        "--replica-read-only",
-        "no",
-    ]);
+    let replica = RedisServer::orphan_replica(&["--replica-read-only", "no"]);
     let config = format!(
         "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 1\n\
          sentinel down-after-milliseconds {MASTER_NAME} 60000\n",

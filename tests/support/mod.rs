@@ -66,6 +66,17 @@ impl RedisServer {
         server
     }
 
+    /// A running replica whose master is gone (nothing listens on its port), started
+    /// with `args` on top, e.g. `["--replica-read-only", "no"]`.
+    pub fn orphan_replica(args: &[&str]) -> Self {
+        let dead = free_port().to_string();
+        let mut server = Self::not_started(None)
+            .with_args(&["--replicaof", "127.0.0.1", &dead])
+            .with_args(args);
+        server.launch();
+        server
+    }
+
     /// A port and data directory for a Redis that is not running yet.
     pub fn not_started(password: Option<&str>) -> Self {
         Self {
