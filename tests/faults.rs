@@ -477,6 +477,34 @@ fn wait_reports_counts_that_fewer_replicas_acknowledged() {
 }
 
 #[test]
+fn counts_every_replica_acknowledged_carry_no_warning() {
+    // One replica, and WAIT for one: each count is acknowledged by all that were asked for.
+    let primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
+    eventually("the replica is in sync", || {
+        replica.info("replication").get("master_link_status") == Some(&"up".to_owned())
+    });
+    let url = primary.url();
+    let worker = Worker::start(&[
+        ("REDIS_URL", &url),
+        ("INTERVAL", "100ms"),
+        ("WAIT_REPLICAS", "1"),
+        ("WAIT_TIMEOUT", "1s"),
+    ]);
+    worker.wait_for_count(5);
+    assert!(
+        !worker.output().contains("acknowledged by"),
+        "{}",
+        worker.output()
+    );
+    assert!(
+        replica.counter("contador") >= Some(1),
+        "the replica has the counts"
+    );
+}
+
+#[test]
 fn a_wait_longer_than_the_reply_timeout_is_waited_for() {
     // WAIT_TIMEOUT may be up to a minute: the reply to INCR + WAIT is given that much more
     // than the usual 2 s, so a WAIT that times out is a count, not an unknown outcome.
