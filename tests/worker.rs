@@ -395,6 +395,8 @@ fn sigterm_lets_an_incr_already_sent_finish() {
     let (stopped, last) = worker.wait_for_line_after(mark, &["stopped on SIGTERM"]);
     assert!(counted < stopped, "the count comes before the final line");
     assert!(last.contains(&format!("last_count={held}")), "{last}");
+    let logged = worker.counts().len();
+    assert!(last.contains(&format!("increments={logged} ")), "{last}");
     assert_eq!(
         redis.counter("contador"),
         Some(held),
