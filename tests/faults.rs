@@ -7,13 +7,18 @@ mod support;
 
 use std::ffi::OsStr;
 use std::io::{PipeReader, Read};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{PATIENCE, RedisServer, Worker, send_signal, worker_command};
+use support::monitor::{Monitor, Seen};
+use support::net::{CountingListener, SlowReplies};
+use support::{
+    PATIENCE, RedisServer, Worker, output_within, send_signal, wait_within, worker_command,
+};
 
 /// Waits until `condition` holds, at most [`PATIENCE`]; panics with `what` otherwise.
 fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -90,12 +95,76 @@ fn sigterm_ends_a_worker_whose_log_reader_never_reads() {
 
 /// SIGTERM ends `child` with exit 0 well within a second's promise, generously bounded.
 fn assert_sigterm_ends_it_at_once(child: &mut Child) {
+    assert_sigterm_ends_it_within(child, Duration::from_secs(3));
+}
+
+/// SIGTERM ends `child` with exit 0 within `bound`; a child still running then is killed
+/// and fails the test.
+fn assert_sigterm_ends_it_within(child: &mut Child, bound: Duration) -> Duration {
     let stopping = Instant::now();
     send_signal(child.id(), libc::SIGTERM);
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(0));
+    let Some(status) = wait_within(child, bound) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("still running {bound:?} after SIGTERM");
+    };
     let took = stopping.elapsed();
-    assert!(took < Duration::from_secs(3), "SIGTERM took {took:?}");
+    assert_eq!(status.code(), Some(0));
+    assert!(took < bound, "SIGTERM took {took:?}");
+    took
+}
+
+/// The bytes waiting in the pipe whose reading end is `reader`.
+fn queued_bytes(reader: &PipeReader) -> usize {
+    let mut queued: libc::c_int = 0;
+    // SAFETY: FIONREAD on a pipe we own writes one int.
+    let done = unsafe { libc::ioctl(reader.as_raw_fd(), libc::FIONREAD, &raw mut queued) };
+    assert_eq!(done, 0, "FIONREAD: {}", std::io::Error::last_os_error());
+    usize::try_from(queued).expect("a byte count")
+}
+
+#[test]
+fn sigterm_with_a_stalled_reader_waits_at_most_a_moment_for_the_last_lines() {
+    // The stall of a real log driver: a small pipe (one page), a worker at a normal pace
+    // filling it in a few seconds, then nobody reading. The queue stays far from full, so
+    // the final flush really waits, and must give up after its 0.3 s.
+    let redis = RedisServer::start();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // SAFETY: F_SETPIPE_SZ on a pipe we own; the kernel rounds up to one page.
+    let size = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert_eq!(
+        size,
+        4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+    let url = redis.url();
+    let mut child = worker_command(&[], &[("REDIS_URL", &url), ("INTERVAL", "100ms")])
+        .stdout(writer)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start counter-worker");
+    // Full: no room for one more line (a line is written whole, or waits), so nothing
+    // more arrives over five ticks.
+    eventually("the pipe is full", || {
+        let before = queued_bytes(&reader);
+        thread::sleep(Duration::from_millis(500));
+        before > 4096 - 512 && queued_bytes(&reader) == before
+    });
+    let full = queued_bytes(&reader);
+    // Lines queue up behind the full pipe, a few dozen.
+    thread::sleep(Duration::from_secs(3));
+    assert_eq!(queued_bytes(&reader), full, "the pipe was not full");
+    assert!(
+        redis.counter("contador").unwrap_or(0) > 30,
+        "the worker went on counting"
+    );
+    let took = assert_sigterm_ends_it_within(&mut child, Duration::from_millis(1_500));
+    assert!(
+        took >= Duration::from_millis(250),
+        "exited after {took:?}: the final flush did not wait at all"
+    );
+    drop(reader);
 }
 
 #[test]
@@ -141,17 +210,74 @@ fn client_kill_costs_no_tick() {
 fn recovery_after_an_outage_comes_within_one_interval() {
     let mut redis = RedisServer::start();
     let url = redis.url();
-    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "2s")]);
+    let worker = Worker::start(&[
+        ("REDIS_URL", &url),
+        ("INTERVAL", "2s"),
+        ("RUST_LOG", "counter_worker=debug"),
+    ]);
     worker.wait_for_count(1);
     redis.kill();
     let (outage, _) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
     thread::sleep(Duration::from_secs(3));
+    // Back just after a failed attempt: the worst moment, a whole interval before the
+    // next one. A retry slower than the interval shows here.
+    let mark = worker.line_count();
+    worker.wait_for_line_after(mark, &["connecting to Redis"]);
+    redis.launch();
+    let back = Instant::now();
+    let (resumed, _) = worker.wait_for_line_after(outage, &["Contador atual: "]);
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_millis(3_500),
+        "resumed {took:?} after Redis came back"
+    );
+    assert!(
+        took < Duration::from_millis(2_500),
+        "resumed {took:?} after Redis came back; the interval is 2s"
+    );
+    // The recovery says how many attempts failed, before the count it made.
+    let (said, line) = worker.wait_for_line_after(outage, &["counting again; "]);
+    assert!(said < resumed, "after the count: {line}");
+    let output = worker.output();
+    let attempts = output.matches("connecting to Redis").count();
+    let failed: usize = line
+        .split("failed_attempts=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no failed_attempts in {line}"));
+    assert!(
+        line.contains(&format!(
+            "counting again; {failed} earlier attempts had failed"
+        )),
+        "{line}"
+    );
+    // At least the attempts of the 3 s outage (one every 2 s), and never more than were made.
+    assert!(
+        (2..attempts).contains(&failed),
+        "{failed} failed of {attempts} attempts: {output}"
+    );
+    // Debug lines: each attempt's outcome, each tick's INCR latency.
+    worker.wait_for_line_after(outage, &["INCR done", "latency=", "ok=true"]);
+    assert!(output.contains("connected to Redis"), "{output}");
+}
+
+#[test]
+fn recovery_at_a_short_interval_comes_within_about_100ms() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "1ms")]);
+    worker.wait_for_count(1);
+    redis.kill();
+    let (outage, _) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
+    thread::sleep(Duration::from_secs(1));
     redis.launch();
     let back = Instant::now();
     worker.wait_for_line_after(outage, &["Contador atual: "]);
     let took = back.elapsed();
+    // One attempt per 100 ms: at most 100 ms to wait, and a generous margin for load.
     assert!(
-        took < Duration::from_millis(3_500),
+        took < Duration::from_millis(600),
         "resumed {took:?} after Redis came back"
     );
 }
@@ -179,6 +305,86 @@ fn a_down_redis_gets_at_most_one_attempt_per_100ms_and_repeats_are_summarised() 
 }
 
 #[test]
+fn a_down_redis_gets_at_most_one_connection_per_100ms() {
+    // Redis down behind a load balancer: every connection is accepted and closed at once.
+    // Count what reaches the port, not what the worker logs.
+    let listener = CountingListener::start();
+    let url = listener.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "1ms")]);
+    worker.wait_for_line(&["cannot reach Redis"]);
+    let before = listener.accepted();
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs(3));
+    let connections = listener.accepted() - before;
+    let elapsed = started.elapsed();
+    let allowed = elapsed.as_millis() / 100 + 2;
+    assert!(
+        connections as u128 <= allowed,
+        "{connections} connections in {elapsed:?}"
+    );
+    // One a tick, never more than one per 100 ms: about 30, however loaded the machine.
+    assert!(
+        connections >= 15,
+        "only {connections} connections in {elapsed:?}"
+    );
+}
+
+/// Redis's view of what followed an `INCR` of unknown outcome: the first `INCR` on any
+/// connection but the one that went unanswered comes after a `PING` answered on that same
+/// fresh connection, and at least one `interval` after it.
+fn assert_ping_came_first(monitor: &Monitor, interval: Duration) {
+    let seen: Vec<Seen> = monitor
+        .seen()
+        .into_iter()
+        .filter(|seen| seen.command == "INCR" || seen.command == "PING")
+        .collect();
+    let frozen = &seen.first().expect("an INCR before the freeze").client;
+    let next = seen
+        .iter()
+        .position(|seen| seen.command == "INCR" && &seen.client != frozen)
+        .unwrap_or_else(|| panic!("no INCR on a fresh connection: {seen:#?}"));
+    let incr = &seen[next];
+    let Some(ping) = seen[..next]
+        .iter()
+        .rev()
+        .find(|seen| seen.command == "PING" && seen.client == incr.client)
+    else {
+        panic!("an INCR on a fresh connection without a PING before it: {seen:#?}");
+    };
+    let gap = incr.at - ping.at;
+    assert!(
+        gap >= interval.as_secs_f64() * 0.9,
+        "the INCR came {gap:.3}s after the PING, not an interval: {seen:#?}"
+    );
+}
+
+#[test]
+fn a_freeze_shorter_than_the_reply_timeout_is_followed_by_a_ping_first() {
+    // Redis resumes the moment the worker gives up on the INCR: the new connection's
+    // handshake succeeds, and only the PING stands between it and a second INCR.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "100ms")]);
+    worker.wait_for_count(2);
+    let monitor = redis.monitor();
+    monitor.wait_for("INCR", 1, PATIENCE);
+    redis.signal(libc::SIGSTOP);
+    let frozen = Instant::now();
+    let (lost, _) = worker.wait_for_line_after(0, &["outcome unknown"]);
+    redis.signal(libc::SIGCONT);
+    // The next tick's INCR (within 100 ms) waits its 2 s reply timeout, no longer.
+    let waited = frozen.elapsed();
+    assert!(
+        waited < Duration::from_millis(3_500),
+        "the unanswered INCR was given up after {waited:?}"
+    );
+    let (counted, _) = worker.wait_for_line_after(lost, &["Contador atual: "]);
+    assert_ping_came_first(&monitor, Duration::from_millis(100));
+    let (answered, _) = worker.wait_for_line_after(lost, &["Redis answers again"]);
+    assert!(answered < counted, "the log says so before the count");
+}
+
+#[test]
 fn a_frozen_redis_leaves_at_most_one_incr_of_unknown_outcome_and_says_what_became_of_it() {
     let redis = RedisServer::start();
     let url = redis.url();
@@ -188,8 +394,10 @@ fn a_frozen_redis_leaves_at_most_one_incr_of_unknown_outcome_and_says_what_becam
         ("LOG_FORMAT", "json"),
     ]);
     worker.wait_for_line(&[r#""count":3,"#]);
+    let monitor = redis.monitor();
+    monitor.wait_for("INCR", 1, PATIENCE);
     redis.signal(libc::SIGSTOP);
-    worker.wait_for_line(&[r#""outcome":"unknown""#]);
+    let (lost, _) = worker.wait_for_line_after(0, &[r#""outcome":"unknown""#]);
     thread::sleep(Duration::from_secs(4));
     redis.signal(libc::SIGCONT);
     let (resolved, line) = worker.wait_for_line_after(0, &["the INCR of unknown outcome"]);
@@ -220,6 +428,12 @@ fn a_frozen_redis_leaves_at_most_one_incr_of_unknown_outcome_and_says_what_becam
     for pair in counts.windows(2) {
         assert!(pair[1] > pair[0] && pair[1] - pair[0] <= 2, "{pair:?}");
     }
+    assert_ping_came_first(&monitor, Duration::from_millis(100));
+    let (answered, _) = worker.wait_for_line_after(lost, &["Redis answers again"]);
+    assert!(
+        answered < resolved,
+        "the PING is answered before the next count"
+    );
 }
 
 fn json_counts(output: &str) -> Vec<i64> {
@@ -235,23 +449,73 @@ fn json_counts(output: &str) -> Vec<i64> {
         .collect()
 }
 
-#[test]
-fn wait_reports_counts_that_fewer_replicas_acknowledged() {
-    // A Redis without replicas: WAIT 1 can only time out with 0 acknowledgements.
-    let redis = RedisServer::start();
+/// A worker on `redis`, which has no replicas, asking for one with `WAIT_TIMEOUT`
+/// `timeout`: WAIT 1 can only time out with 0 acknowledgements. Returns the worker and its
+/// first warning saying so.
+fn waiting_for_a_replica_in_vain(redis: &RedisServer, timeout: &str) -> (Worker, String) {
     let url = redis.url();
     let worker = Worker::start(&[
         ("REDIS_URL", &url),
         ("INTERVAL", "100ms"),
         ("WAIT_REPLICAS", "1"),
-        ("WAIT_TIMEOUT", "20ms"),
+        ("WAIT_TIMEOUT", timeout),
     ]);
     let line = worker.wait_for_line(&["WARN", "acknowledged by 0 of 1 replicas"]);
+    (worker, line)
+}
+
+#[test]
+fn wait_reports_counts_that_fewer_replicas_acknowledged() {
+    let redis = RedisServer::start();
+    let (worker, line) = waiting_for_a_replica_in_vain(&redis, "20ms");
     assert!(line.contains("count="), "{line}");
     worker.wait_for_count(2);
     assert!(
         redis.counter("contador").unwrap() >= 2,
         "the increments stand"
+    );
+}
+
+#[test]
+fn counts_every_replica_acknowledged_carry_no_warning() {
+    // One replica, and WAIT for one: each count is acknowledged by all that were asked for.
+    let primary = RedisServer::start();
+    let port = primary.port().to_string();
+    let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
+    eventually("the replica is in sync", || {
+        replica.info("replication").get("master_link_status") == Some(&"up".to_owned())
+    });
+    let url = primary.url();
+    let worker = Worker::start(&[
+        ("REDIS_URL", &url),
+        ("INTERVAL", "100ms"),
+        ("WAIT_REPLICAS", "1"),
+        ("WAIT_TIMEOUT", "1s"),
+    ]);
+    worker.wait_for_count(5);
+    assert!(
+        !worker.output().contains("acknowledged by"),
+        "{}",
+        worker.output()
+    );
+    assert!(
+        replica.counter("contador") >= Some(1),
+        "the replica has the counts"
+    );
+}
+
+#[test]
+fn a_wait_longer_than_the_reply_timeout_is_waited_for() {
+    // WAIT_TIMEOUT may be up to a minute: the reply to INCR + WAIT is given that much more
+    // than the usual 2 s, so a WAIT that times out is a count, not an unknown outcome.
+    let redis = RedisServer::start();
+    let (worker, line) = waiting_for_a_replica_in_vain(&redis, "2500ms");
+    assert!(line.contains("count=1"), "{line}");
+    worker.wait_for_count(1);
+    assert!(
+        !worker.output().contains("outcome unknown"),
+        "{}",
+        worker.output()
     );
 }
 
@@ -264,8 +528,81 @@ fn a_read_only_replica_is_left_and_tried_again() {
     let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "100ms")]);
     let line = worker.wait_for_line(&["READONLY"]);
     assert!(line.contains("cannot take writes here"), "{line}");
+    assert_each_refusal_costs_the_connection(&replica);
     replica.query::<()>(redis::cmd("REPLICAOF").arg("NO").arg("ONE"));
     worker.wait_for_count(1);
+}
+
+/// A worker refused by `redis` every 100 ms tick opens a new connection for each tick,
+/// as Redis's own count of the connections it received shows.
+fn assert_each_refusal_costs_the_connection(redis: &RedisServer) {
+    let mut observer = redis.connection().expect("observer connection");
+    let before = RedisServer::stat(&mut observer, "total_connections_received");
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs(1));
+    let connections = RedisServer::stat(&mut observer, "total_connections_received") - before;
+    // Ten ticks a second; a worker that kept its connection would open none.
+    assert!(
+        connections >= 5,
+        "{connections} new connections in {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn a_replica_cut_off_from_its_master_says_masterdown_and_is_left() {
+    // A writable replica that serves no stale data: INCR gets MASTERDOWN, not READONLY.
+    let replica = RedisServer::orphan_replica(&[
+        "--replica-read-only",
+        "no",
+        "--replica-serve-stale-data",
+        "no",
+    ]);
+    let url = replica.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "100ms")]);
+    let line = worker.wait_for_line(&["MASTERDOWN"]);
+    assert!(line.contains("cannot take writes here"), "{line}");
+    assert_each_refusal_costs_the_connection(&replica);
+    replica.query::<()>(redis::cmd("REPLICAOF").arg("NO").arg("ONE"));
+    worker.wait_for_count(1);
+}
+
+/// The first `count` INCRs, as Redis executed them, of a worker ticking every `interval`
+/// whose every reply is held back `delay_ms` by a proxy.
+fn incrs_behind_slow_replies(delay_ms: u64, interval: &str, count: usize) -> Vec<Seen> {
+    let redis = RedisServer::start();
+    let monitor = redis.monitor();
+    let proxy = SlowReplies::start(redis.port(), Duration::from_millis(delay_ms));
+    let url = proxy.url();
+    let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", interval)]);
+    monitor.wait_for("INCR", count, PATIENCE)
+}
+
+#[test]
+fn ticks_missed_behind_a_slow_reply_are_skipped_not_replayed() {
+    // Each reply takes 1.1 s, longer than the 1 s interval: the grid point it covers is
+    // skipped, so the next INCR waits for the one after; a replayed tick would follow the
+    // reply at once.
+    let incrs = incrs_behind_slow_replies(1_100, "1s", 4);
+    // The first INCR follows the slow handshake, off the grid; from the second on, two
+    // intervals apart (a replayed tick: 1.1 s).
+    for pair in incrs[1..].windows(2) {
+        let gap = pair[1].at - pair[0].at;
+        assert!(gap >= 1.9, "INCRs {gap:.3}s apart: {incrs:#?}");
+    }
+}
+
+#[test]
+fn a_slow_incr_does_not_push_later_ticks_back() {
+    // Every reply takes 200 ms; Redis executes each INCR the moment it arrives.
+    let incrs = incrs_behind_slow_replies(200, "500ms", 9);
+    // From the second INCR on, the ticks sit on the grid: seven intervals, 3.5 s. Each
+    // tick pushed back by its reply would take 7 × 700 ms = 4.9 s.
+    let span = incrs[8].at - incrs[1].at;
+    assert!(
+        (3.4..4.1).contains(&span),
+        "INCRs 2 to 9 took {span:.3}s: {incrs:#?}"
+    );
 }
 
 #[test]
@@ -312,7 +649,7 @@ fn a_hostile_key_cannot_forge_or_split_log_lines() {
 fn a_setting_that_is_not_utf8_is_named() {
     let mut command = worker_command(&[], &[]);
     command.env("COUNTER_KEY", OsStr::from_bytes(b"bad\xff"));
-    let output = command.output().expect("run");
+    let output = output_within(command, PATIENCE);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("invalid COUNTER_KEY") && stderr.contains("not valid UTF-8"));
@@ -355,7 +692,7 @@ fn too_few_file_descriptors_exit_1_with_one_line() {
                     }
                 });
             }
-            let output = command.output().expect("run");
+            let output = output_within(command, PATIENCE);
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(
                 output.status.code(),
@@ -419,6 +756,20 @@ fn healthcheck_turns_unhealthy_when_the_worker_freezes_and_healthy_when_it_thaws
     let (code, reason) = healthcheck(health, &dead);
     assert_eq!(code, Some(1));
     assert!(reason.contains("did not answer PING"), "{reason}");
+}
+
+#[test]
+fn healthcheck_with_a_state_file_it_cannot_open_says_so_instead_of_pinging() {
+    // Only a missing file means "no worker here"; a path it cannot open (its parent is a
+    // file) is a broken setup, reported, even while Redis answers PING.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let parent = support::file_with("not a directory");
+    let health = parent.path().join("health");
+    let (code, reason) = healthcheck(health.to_str().unwrap(), &url);
+    assert_eq!(code, Some(1), "{reason}");
+    assert!(reason.contains("cannot open"), "{reason}");
+    assert_eq!(reason.lines().count(), 1, "{reason}");
 }
 
 #[test]

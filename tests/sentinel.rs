@@ -8,8 +8,9 @@
 
 mod support;
 
+use support::monitor::Seen;
 use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab, wait_until};
-use support::{SilentServer, Worker, fast_worker, file_with, path_str, run_to_exit};
+use support::{RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, run_to_exit};
 
 /// The key the worker counts in by default.
 const KEY: &str = "contador";
@@ -143,6 +144,7 @@ fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
     // itself master. Make the worker reconnect during that time: the sentinels, not the
     // stale server, must decide where it writes.
     lab.data_node_mut(old).launch();
+    let watched = lab.data_node(old).monitor();
     let stale = lab.data_node(old).counter(KEY);
     let mut reconnections = 0;
     let still_master = || lab.data_node(old).role().as_deref() == Some("master");
@@ -169,6 +171,18 @@ fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
         assert_eq!(now.ok(), Some(stale), "the stale master was written");
     }
     assert_no_logged_count_lost(&worker, &lab, new);
+    // Redis's own view, whatever the role is by now: every INCR the old master executed
+    // came over its replication link from the new master, none from a client.
+    let link = format!("127.0.0.1:{new}");
+    let written: Vec<_> = watched
+        .named("INCR")
+        .into_iter()
+        .filter(|seen| seen.client != link)
+        .collect();
+    assert!(
+        written.is_empty(),
+        "the stale master was written: {written:#?}"
+    );
 }
 
 #[test]
@@ -231,6 +245,7 @@ fn wait_names_counts_no_replica_acknowledged_and_noreplicas_sends_the_worker_bac
     let lab = SentinelLab::start();
     let worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
     worker.wait_for_count(3);
+    let before = worker_connections(lab.data_node(lab.master_port()));
     let replicas = lab.replica_ports();
     for port in &replicas {
         lab.data_node(*port).signal(libc::SIGSTOP);
@@ -251,4 +266,74 @@ fn wait_names_counts_no_replica_acknowledged_and_noreplicas_sends_the_worker_bac
     let resumed = support::logged_count(&line).unwrap();
     assert_no_logged_count_lost(&worker, &lab, lab.master_port());
     assert!(resumed > 3);
+    // Counting resumes past the last count logged before the master refused.
+    let last_before = worker
+        .output()
+        .lines()
+        .take(refused)
+        .filter_map(support::logged_count)
+        .max()
+        .expect("counts before the refusal");
+    assert!(resumed > last_before, "{resumed} after {last_before}");
+    // Redis's view: the worker counts on another connection than before the refusal.
+    let now = worker_connections(lab.data_node(lab.master_port()));
+    assert!(
+        now.iter().all(|id| !before.contains(id)),
+        "still on connection {now:?} of {before:?}"
+    );
+}
+
+/// The ids of the connections on `node` whose last command was the worker's `INCR` or
+/// `WAIT` (Redis 7.0's `CLIENT LIST` names no client library).
+fn worker_connections(node: &RedisServer) -> Vec<u64> {
+    let list: String = node.query(redis::cmd("CLIENT").arg("LIST"));
+    let ids: Vec<u64> = list
+        .lines()
+        .filter(|line| line.contains(" cmd=incr ") || line.contains(" cmd=wait "))
+        .filter_map(|line| line.strip_prefix("id="))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(!ids.is_empty(), "no worker connection in:\n{list}");
+    ids
+}
+
+#[test]
+fn a_server_the_sentinels_name_that_is_not_master_is_never_written() {
+    // A sentinel that monitors a writable replica (its master long gone): for the 60 s of
+    // its down-after it names the replica as master. Only the worker's ROLE check stands
+    // between the replica and an INCR.
+    let replica = RedisServer::orphan_replica(&["--replica-read-only", "no"]);
+    let config = format!(
+        "sentinel monitor {MASTER_NAME} 127.0.0.1 {} 1\n\
+         sentinel down-after-milliseconds {MASTER_NAME} 60000\n",
+        replica.port()
+    );
+    let mut sentinel = RedisServer::sentinel_not_started(&config, None);
+    sentinel.launch();
+    let (_, named): (String, u16) = sentinel.query(
+        redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER_NAME),
+    );
+    assert_eq!(named, replica.port(), "the sentinel names the replica");
+    let watched = replica.monitor();
+    let url = format!(
+        "redis+sentinel://127.0.0.1:{}/{MASTER_NAME}",
+        sentinel.port()
+    );
+    let worker = fast_worker(&url, &[]);
+    // Ten ticks, each asking the sentinel, then the replica its role; or an INCR.
+    let count = |seen: &[Seen], command: &str| seen.iter().filter(|s| s.command == command).count();
+    let seen = watched.wait_until("10 ROLE or an INCR", support::PATIENCE, |seen| {
+        count(seen, "ROLE") >= 10 || count(seen, "INCR") > 0
+    });
+    assert_eq!(
+        count(&seen, "INCR"),
+        0,
+        "the replica was written: {seen:#?}"
+    );
+    assert_eq!(replica.counter(KEY), None);
+    assert!(worker.counts().is_empty(), "{}", worker.output());
+    let (_, line) = worker.wait_for_line_after(0, &["not a master"]);
+    assert!(line.contains("ROLE"), "{line}");
 }

@@ -6,13 +6,26 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::{PATIENCE, RedisServer, SilentServer, Worker, fast_worker, file_with, path_str};
+use support::{
+    PATIENCE, RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, worker_command,
+};
 
 #[test]
 fn counts_in_redis_and_logs_each_value() {
     let redis = RedisServer::start();
+    let monitor = redis.monitor();
     let worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_count(3);
+    // Redis's view of everything the worker sent: the handshake, then INCRs only.
+    for seen in monitor.seen() {
+        assert!(
+            ["HELLO", "CLIENT", "INCR"].contains(&seen.command.as_str()),
+            "the worker sent {seen:?}"
+        );
+    }
+    assert!(monitor.named("INCR").len() >= 3);
+    // Output flows: nothing was dropped, so nothing says so.
+    assert!(!worker.output().contains("dropped"), "{}", worker.output());
     let logged = worker.counts();
     assert_eq!(logged[..3], [1, 2, 3], "the counter never jumps");
     let stored = redis
@@ -25,11 +38,17 @@ fn counts_in_redis_and_logs_each_value() {
 fn the_default_interval_is_two_seconds() {
     let redis = RedisServer::start();
     let url = redis.url();
+    let monitor = redis.monitor();
     let worker = Worker::start(&[("REDIS_URL", url.as_str())]);
     worker.wait_for_line(&["interval=2s"]);
     worker.wait_for_count(1);
     thread::sleep(Duration::from_millis(800));
     assert_eq!(worker.counts(), [1], "no second INCR before two seconds");
+    // Redis's clock: the second INCR is executed two seconds after the first, late by
+    // little more than a loaded machine's scheduling.
+    let incrs = monitor.wait_for("INCR", 2, PATIENCE);
+    let gap = incrs[1].at - incrs[0].at;
+    assert!((1.95..2.5).contains(&gap), "INCRs {gap:.3}s apart");
 }
 
 #[test]
@@ -58,6 +77,84 @@ fn uses_the_configured_key_and_interval() {
     }
     assert!(redis.counter("visits:home").unwrap() >= 4);
     assert_eq!(redis.counter("contador"), None, "only the configured key");
+}
+
+#[test]
+fn the_database_of_the_url_is_the_one_counted_in() {
+    let redis = RedisServer::start();
+    let url = format!("{}/3", redis.url());
+    let worker = fast_worker(&url, &[]);
+    worker.wait_for_count(2);
+    let mut connection = redis.connection().unwrap();
+    let () = redis::cmd("SELECT").arg(3).query(&mut connection).unwrap();
+    let stored: Option<i64> = redis::cmd("GET")
+        .arg("contador")
+        .query(&mut connection)
+        .unwrap();
+    assert!(stored >= Some(2), "database 3 holds {stored:?}");
+    assert_eq!(redis.counter("contador"), None, "database 0 is untouched");
+}
+
+#[test]
+fn a_flag_wins_over_its_variable() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let dead = support::loopback_url(support::free_port());
+    let flags = [
+        "--redis-url",
+        url.as_str(),
+        "--key",
+        "from-flag",
+        "--interval",
+        "100ms",
+        "--log-format",
+        "json",
+    ];
+    let env = [
+        ("REDIS_URL", dead.as_str()),
+        ("COUNTER_KEY", "from-variable"),
+        ("INTERVAL", "1m"),
+        ("LOG_FORMAT", "text"),
+    ];
+    let worker = Worker::spawn(worker_command(&flags, &env));
+    // Three counts within PATIENCE: 100 ms apart, not a minute.
+    let line = worker.wait_for_line(&["Contador atual: 3"]);
+    let event: serde_json::Value = serde_json::from_str(&line).expect("JSON, as the flag says");
+    assert_eq!(event["key"], "from-flag");
+    assert!(redis.counter("from-flag") >= Some(3));
+    assert_eq!(redis.counter("from-variable"), None);
+    // A bad flag is named as the flag, even when its variable is fine.
+    let (status, _, stderr) =
+        support::run_to_exit(&["--wait-timeout", "2m"], &[("WAIT_TIMEOUT", "1s")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(r#"invalid --wait-timeout "2m""#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_wait_timeout_of_one_minute_is_accepted() {
+    let redis = RedisServer::start();
+    let worker = fast_worker(&redis.url(), &[("WAIT_TIMEOUT", "1m")]);
+    worker.wait_for_count(1);
+}
+
+#[test]
+fn an_empty_health_file_records_nothing() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let mut command = worker_command(&[], &[("REDIS_URL", &url), ("INTERVAL", "100ms")]);
+    command.env("HEALTH_FILE", "").current_dir(dir.path());
+    let worker = Worker::spawn(command);
+    worker.wait_for_count(3);
+    let output = worker.output();
+    // Neither a file here nor an attempt anywhere else (the default path included).
+    assert!(!output.contains("progress not recorded"), "{output}");
+    assert!(!output.contains("cannot record progress"), "{output}");
+    let written: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(written.is_empty(), "{written:?}");
 }
 
 #[test]
@@ -145,6 +242,25 @@ fn authenticates_with_the_password_file_over_the_url_password() {
 }
 
 #[test]
+fn the_password_file_may_be_a_chain_of_symlinks_as_kubernetes_mounts_secrets() {
+    // Kubernetes: password -> ..data/password, ..data -> ..2026_12_01_00_00_00.1/.
+    let redis = RedisServer::start_with_password(Some("mounted-secret"));
+    let dir = tempfile::tempdir().unwrap();
+    let version = dir.path().join("..2026_12_01_00_00_00.1");
+    std::fs::create_dir(&version).unwrap();
+    std::fs::write(version.join("password"), "mounted-secret\n").unwrap();
+    std::os::unix::fs::symlink(&version, dir.path().join("..data")).unwrap();
+    let password = dir.path().join("password");
+    std::os::unix::fs::symlink("..data/password", &password).unwrap();
+    let worker = fast_worker(
+        &redis.url(),
+        &[("REDIS_PASSWORD_FILE", path_str(&password))],
+    );
+    worker.wait_for_count(2);
+    assert!(!worker.output().contains("mounted-secret"));
+}
+
+#[test]
 fn a_wrong_password_is_a_clear_error_not_a_crash() {
     let redis = RedisServer::start_with_password(Some("right-password"));
     let password = file_with("wrong-password-value\n");
@@ -161,11 +277,28 @@ fn a_wrong_password_is_a_clear_error_not_a_crash() {
 }
 
 #[test]
+fn no_password_for_a_redis_that_wants_one_is_a_clear_error_not_a_crash() {
+    let redis = RedisServer::start_with_password(Some("needed"));
+    let mut worker = fast_worker(&redis.url(), &[]);
+    let (first, line) = worker.wait_for_line_after(0, &["ERROR", "Redis refused the connection"]);
+    assert!(line.contains("NOAUTH"), "{line}");
+    worker.wait_for_line_after(first + 1, &["more attempts failed the same way", "NOAUTH"]);
+    assert!(worker.is_running());
+}
+
+#[test]
 fn a_black_holed_redis_cannot_hang_the_worker() {
     let silent = SilentServer::start();
+    let started = Instant::now();
     let mut worker = fast_worker(&silent.url(), &[]);
     let (first, line) = worker.wait_for_line_after(0, &["cannot reach Redis"]);
     assert!(line.contains("timed out"), "{line}");
+    // Connecting is bounded by 2 s.
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(3_500),
+        "gave up on the connection after {took:?}"
+    );
     worker.wait_for_line_after(
         first + 1,
         &["more attempts failed the same way", "timed out"],
@@ -215,6 +348,10 @@ fn healthcheck_gives_up_on_a_black_holed_redis() {
     let (status, _, stderr) = support::run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert!(started.elapsed() < PATIENCE);
+    // Its deadline is 2 s, and Compose kills a check at 3 s.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(3), "gave up after {took:?}");
+    assert!(stderr.contains("did not answer PING"), "{stderr}");
 }
 
 fn assert_stops_cleanly(worker: &mut Worker, signal: libc::c_int, name: &str) {
@@ -232,6 +369,44 @@ fn sigterm_stops_at_once_mid_interval() {
     let mut worker = Worker::start(&[("REDIS_URL", url.as_str()), ("INTERVAL", "1m")]);
     worker.wait_for_count(1);
     assert_stops_cleanly(&mut worker, libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigterm_lets_an_incr_already_sent_finish() {
+    let redis = RedisServer::start();
+    let mut worker = fast_worker(&redis.url(), &[]);
+    worker.wait_for_count(2);
+    // Hold writes for 1.5 s: the next tick's INCR is sent and waits in Redis.
+    redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(1_500).arg("WRITE"));
+    thread::sleep(Duration::from_millis(400));
+    let mark = worker.line_count();
+    let last_before = *worker.counts().last().unwrap();
+    worker.signal(libc::SIGTERM);
+    // The reply timeout (2 s) bounds the wait; the pause ends before it.
+    let status = worker.wait_for_exit_within(Duration::from_secs(5));
+    assert_eq!(status.code(), Some(0));
+    let (counted, line) = worker.wait_for_line_after(mark, &["Contador atual: "]);
+    let held = support::logged_count(&line).unwrap();
+    assert_eq!(
+        held,
+        last_before + 1,
+        "the held INCR was answered and logged"
+    );
+    let (stopped, last) = worker.wait_for_line_after(mark, &["stopped on SIGTERM"]);
+    assert!(counted < stopped, "the count comes before the final line");
+    assert!(last.contains(&format!("last_count={held}")), "{last}");
+    let logged = worker.counts().len();
+    assert!(last.contains(&format!("increments={logged} ")), "{last}");
+    assert_eq!(
+        redis.counter("contador"),
+        Some(held),
+        "Redis holds what was logged"
+    );
+    assert!(
+        !worker.output().contains("outcome unknown"),
+        "{}",
+        worker.output()
+    );
 }
 
 #[test]
@@ -342,6 +517,11 @@ const BAD_SETTINGS: &[BadSetting] = &[
         args: &[],
         env: &[("RUST_LOG", "counter_worker=loud")],
         says: r#"invalid RUST_LOG "counter_worker=loud""#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("WAIT_TIMEOUT", "61s")],
+        says: r#"invalid WAIT_TIMEOUT "61s": must be at most 1 minute"#,
     },
     BadSetting {
         args: &["--no-such-flag"],

@@ -8,11 +8,14 @@
 // Each test crate (worker, faults, sentinel, …) uses its own part of this shared harness.
 #![allow(dead_code)]
 
+pub mod monitor;
+pub mod net;
 pub mod sentinel_lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Output;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -58,6 +61,17 @@ impl RedisServer {
     /// `["--timeout", "1"]`.
     pub fn start_with_args(args: &[&str]) -> Self {
         let mut server = Self::not_started(None).with_args(args);
+        server.launch();
+        server
+    }
+
+    /// A running replica whose master is gone (nothing listens on its port), started
+    /// with `args` on top, e.g. `["--replica-read-only", "no"]`.
+    pub fn orphan_replica(args: &[&str]) -> Self {
+        let dead = free_port().to_string();
+        let mut server = Self::not_started(None)
+            .with_args(&["--replicaof", "127.0.0.1", &dead])
+            .with_args(args);
         server.launch();
         server
     }
@@ -184,6 +198,26 @@ impl RedisServer {
         command.query(&mut connection).expect("test command")
     }
 
+    /// Starts watching every command this Redis executes.
+    pub fn monitor(&self) -> monitor::Monitor {
+        monitor::Monitor::start(self.port, self.password.as_deref())
+    }
+
+    /// A counter of `INFO stats`, e.g. `total_connections_received`, read on
+    /// `connection` (kept open by the test, so reading adds no connection).
+    pub fn stat(connection: &mut redis::Connection, field: &str) -> u64 {
+        let info: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(connection)
+            .expect("INFO stats");
+        info.lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+            .trim()
+            .parse()
+            .expect("a number")
+    }
+
     /// The integer under `key`, or `None` when the key does not exist.
     pub fn counter(&self, key: &str) -> Option<i64> {
         self.query(redis::cmd("GET").arg(key))
@@ -265,16 +299,65 @@ pub struct Worker {
     stderr: Lines,
 }
 
-/// Runs the binary under test with only `env` set and waits for it to exit.
+/// Runs the binary under test with only `env` set and waits for it to exit, at most
+/// [`PATIENCE`]: a binary that hangs fails the test instead of hanging it.
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
-    let output = worker_command(args, env)
-        .output()
-        .expect("run counter-worker");
+    let output = output_within(worker_command(args, env), PATIENCE);
     (
         output.status,
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// Runs `command` to its end like [`Command::output`], but kills it and fails the test
+/// when it is still running after `patience`.
+pub fn output_within(mut command: Command, patience: Duration) -> Output {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the command");
+    let stdout = read_in_thread(child.stdout.take().expect("piped"));
+    let stderr = read_in_thread(child.stderr.take().expect("piped"));
+    let Some(status) = wait_within(&mut child, patience) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        let stderr = stderr.join().unwrap_or_default();
+        panic!(
+            "{command:?} still running after {patience:?}; stderr:\n{}",
+            String::from_utf8_lossy(&stderr)
+        );
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+/// Reads `stream` to its end on a thread of its own.
+fn read_in_thread(mut stream: impl Read + Send + 'static) -> thread::JoinHandle<Vec<u8>> {
+    thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = stream.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Waits for `child` to exit, at most `patience`; `None` if it is still running.
+pub fn wait_within(child: &mut Child, patience: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + patience;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 /// The binary under test with `args`, a clean environment and `env`. Progress is not
@@ -398,15 +481,16 @@ impl Worker {
 
     /// Waits for the worker to exit, failing the test after [`PATIENCE`].
     pub fn wait_for_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("poll counter-worker") {
-                return status;
-            }
-            thread::sleep(Duration::from_millis(10));
+        self.wait_for_exit_within(PATIENCE)
+    }
+
+    /// Waits for the worker to exit, failing the test after `patience`.
+    pub fn wait_for_exit_within(&mut self, patience: Duration) -> ExitStatus {
+        if let Some(status) = wait_within(&mut self.child, patience) {
+            return status;
         }
         panic!(
-            "counter-worker still running after {PATIENCE:?}; output:\n{}",
+            "counter-worker still running after {patience:?}; output:\n{}",
             self.output()
         );
     }
