@@ -113,8 +113,9 @@ impl RedisTarget {
 fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
     match parsed.scheme() {
-        "redis" => {}
-        "rediss" => {
+        // Valkey's own name for the same protocol; the client reads both alike.
+        "redis" | "valkey" => {}
+        "rediss" | "valkeys" => {
             return Err(
                 "TLS (rediss://) is not built into this binary; use redis:// \
                             on a private network or a TLS-terminating proxy"
@@ -123,7 +124,7 @@ fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
         }
         other => {
             return Err(format!(
-                "scheme {other:?} is not supported; use redis:// or {}://",
+                "scheme {other:?} is not supported; use redis://, valkey:// or {}://",
                 sentinel::SCHEME
             ));
         }
@@ -224,6 +225,7 @@ mod tests {
             "redis://[::1]:6380/2",
             "redis://:secret@redis:6379/0",
             "redis://user:secret@redis",
+            "valkey://valkey:6379/1",
         ] {
             assert!(
                 RedisTarget::new(url, None).is_ok(),
@@ -243,7 +245,7 @@ mod tests {
         for url in [
             "http://redis:6379",
             "unix:///tmp/redis.sock",
-            "valkey://redis",
+            "valkey+unix:///tmp/valkey.sock",
         ] {
             let err = RedisTarget::new(url, None).unwrap_err();
             assert!(err.contains("not supported"), "{url}: {err}");
