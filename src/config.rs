@@ -6,9 +6,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -18,6 +15,8 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 
 use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::redis_target::{RedisTarget, redact};
+use crate::secret_file;
+use crate::tls::{self, TlsSettings};
 use crate::worker::ReplicaWait;
 
 /// The longest accepted interval; anything longer is almost certainly a typo.
@@ -86,6 +85,10 @@ Other environment variables:
   REDIS_SENTINEL_PASSWORD_FILE
                        File holding the sentinels' own password, for a redis+sentinel://
                        URL whose sentinels require one (same file rules)
+  REDIS_TLS_CA_FILE    PEM file of the CA certificates that a rediss:// server's certificate
+                       must chain to, instead of the built-in Mozilla roots
+  REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE
+                       PEM client certificate and its key, for Redis with tls-auth-clients
   RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug,redis=warn
                        [default: info]
 
@@ -261,6 +264,11 @@ impl Config {
                 .with_sentinel_password(&password)
                 .map_err(invalid(given(&REDIS_URL), &redact(&redis_url)))?;
         }
+        if let Some(tls) = tls_settings(&env)? {
+            redis = redis
+                .with_tls(&tls)
+                .map_err(invalid(given(&REDIS_URL), &redact(&redis_url)))?;
+        }
         let key = text(&KEY, &cli.key)?;
         let key = parse_key(&key).map_err(invalid(given(&KEY), &key))?;
         let interval = text(&INTERVAL, &cli.interval)?;
@@ -355,31 +363,22 @@ fn password_from_file(
         .transpose()
 }
 
+/// The TLS files' settings, read and checked; `None` when none is set.
+fn tls_settings(
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let mut paths = Vec::new();
+    for name in [tls::CA_FILE_ENV, tls::CERT_FILE_ENV, tls::KEY_FILE_ENV] {
+        paths.push((name, env_text(env, name)?));
+    }
+    let path_of = |name| paths.iter().find(|(given, _)| *given == name)?.1.clone();
+    TlsSettings::from_files(path_of).map_err(|err| invalid(err.setting, &err.path)(err.reason))
+}
+
 fn read_password_file(name: &'static str, path: &Path) -> Result<String, ConfigError> {
     let invalid = |reason: &str| invalid(name, &path.display().to_string())(reason.to_owned());
-    // Non-blocking, so a FIFO cannot hang the start; then only a regular file (after
-    // symlinks, as Docker and Kubernetes mount secrets) is read, and only so much of it.
-    let file = File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
-    let metadata = file
-        .metadata()
-        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
-    if !metadata.is_file() {
-        return Err(invalid("not a regular file"));
-    }
-    // One byte more than allowed tells a file that is too large, whatever its size says.
-    let mut bytes = Vec::new();
-    file.take(MAX_PASSWORD_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|err| invalid(&format!("cannot read it: {err}")))?;
-    if bytes.len() as u64 > MAX_PASSWORD_FILE_BYTES {
-        return Err(invalid(&format!(
-            "larger than {MAX_PASSWORD_FILE_BYTES} bytes; it should hold one password"
-        )));
-    }
+    let bytes =
+        secret_file::read(path, MAX_PASSWORD_FILE_BYTES).map_err(|reason| invalid(&reason))?;
     let text = String::from_utf8(bytes).map_err(|_| invalid("the file is not UTF-8 text"))?;
     let password = text.trim_end_matches(['\r', '\n']);
     if password.is_empty() {
@@ -591,9 +590,34 @@ mod tests {
     }
 
     #[test]
-    fn rejects_tls_urls_clearly() {
-        let message = rejection(&["--redis-url", "rediss://redis:6379"], &[]);
-        assert!(message.contains("TLS"), "{message}");
+    fn tls_files_follow_the_password_file_rules_and_need_a_tls_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let tls_url = ["--redis-url", "rediss://redis:6380"];
+        let message = rejection(&tls_url, &[("REDIS_TLS_CA_FILE", "/nonexistent/ca.pem")]);
+        assert!(
+            message
+                .starts_with(r#"invalid REDIS_TLS_CA_FILE "/nonexistent/ca.pem": cannot read it"#),
+            "{message}"
+        );
+        let path = dir.path().to_str().unwrap();
+        let pair = [("REDIS_TLS_CERT_FILE", path), ("REDIS_TLS_KEY_FILE", path)];
+        let message = rejection(&tls_url, &pair);
+        assert!(message.contains("not a regular file"), "{message}");
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "hunter2\n").unwrap();
+        let not_pem = not_pem.to_str().unwrap();
+        let message = rejection(&tls_url, &[("REDIS_TLS_CA_FILE", not_pem)]);
+        assert!(message.contains("holds no PEM certificate"), "{message}");
+        let message = rejection(&[], &[("REDIS_TLS_KEY_FILE", not_pem)]);
+        assert!(
+            message.contains("REDIS_TLS_CERT_FILE is not set"),
+            "{message}"
+        );
+        assert!(
+            message.starts_with("invalid REDIS_TLS_KEY_FILE "),
+            "{message}"
+        );
+        assert_eq!(load(&tls_url, &[("REDIS_TLS_CA_FILE", "")]).err(), None);
     }
 
     #[test]

@@ -113,10 +113,13 @@ pub fn describe(err: &RedisError) -> String {
     }
 }
 
-/// True when Redis refused the connection itself (a wrong password, a missing ACL user):
-/// only a person can fix that, so it is logged as an error, not a warning.
+/// True when Redis refused the connection itself (a wrong password, a missing ACL user,
+/// a TLS certificate it or we do not accept): only a person can fix that, so it is logged
+/// as an error, not a warning.
 pub fn is_refusal(err: &RedisError) -> bool {
-    is_reply_error(err) || err.kind() == ErrorKind::AuthenticationFailed
+    is_reply_error(err)
+        || err.kind() == ErrorKind::AuthenticationFailed
+        || crate::tls::is_certificate_refusal(err)
 }
 
 #[cfg(test)]

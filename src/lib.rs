@@ -15,6 +15,8 @@ pub mod logging;
 pub mod redis_target;
 pub mod resources;
 pub mod schedule;
+pub mod secret_file;
 pub mod sentinel;
 pub mod shutdown;
+pub mod tls;
 pub mod worker;

@@ -1,6 +1,6 @@
-//! The Redis server the worker talks to: a validated `redis://` URL, or a
-//! `redis+sentinel://` URL naming the sentinels that know the master, an optional password
-//! from a file, and a printable form that never shows the password.
+//! The Redis server the worker talks to: a validated `redis://` URL (`rediss://` over TLS),
+//! or a `redis+sentinel://` URL naming the sentinels that know the master, an optional
+//! password from a file, and a printable form that never shows the password.
 //!
 //! Operators paste URLs with credentials into environment variables, and those URLs end up
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
@@ -9,12 +9,13 @@ use std::fmt;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion,
-    RedisConnectionInfo, RedisResult,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    ProtocolVersion, RedisConnectionInfo, RedisResult,
 };
 
 use crate::logging::escaped;
 use crate::sentinel::{self, Sentinels};
+use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -40,7 +41,7 @@ impl RedisTarget {
     /// The error is a reason for a person, without the URL itself: the caller names the
     /// setting and shows the [`redact`]ed value.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let servers = if url.starts_with(&format!("{}://", sentinel::SCHEME)) {
+        let servers = if sentinel::names_sentinels(url) {
             let mut sentinels = Sentinels::parse(url)?;
             if let Some(password) = password {
                 sentinels.set_redis_password(password);
@@ -66,6 +67,26 @@ impl RedisTarget {
                      names no sentinels; use {}://",
                     sentinel::SCHEME
                 ));
+            }
+        }
+        Ok(self)
+    }
+
+    /// Uses `settings` (a private CA, a client certificate) for every TLS connection;
+    /// refused for a URL without TLS, where they would be silently ignored.
+    pub fn with_tls(mut self, settings: &TlsSettings) -> Result<Self, String> {
+        match &mut self.servers {
+            Servers::Sentinel(sentinels) => sentinels.set_tls(settings)?,
+            Servers::Fixed(client) => {
+                let info = client.get_connection_info().clone();
+                if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+                    return Err(
+                        "TLS files are set (REDIS_TLS_*_FILE), but the URL does not \
+                                use TLS; use rediss:// or valkeys://"
+                            .to_owned(),
+                    );
+                }
+                *client = tls::url_client(info, settings)?;
             }
         }
         Ok(self)
@@ -112,23 +133,18 @@ impl RedisTarget {
 /// The client for a `redis://` URL, with `password` overriding the URL's.
 fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
-    match parsed.scheme() {
-        // Valkey's own name for the same protocol; the client reads both alike.
-        "redis" | "valkey" => {}
-        "rediss" | "valkeys" => {
-            return Err(
-                "TLS (rediss://) is not built into this binary; use redis:// \
-                            on a private network or a TLS-terminating proxy"
-                    .to_owned(),
-            );
-        }
+    // Valkey's own names for the same protocol; the client reads them alike.
+    let uses_tls = match parsed.scheme() {
+        "redis" | "valkey" => false,
+        "rediss" | "valkeys" => true,
         other => {
             return Err(format!(
-                "scheme {other:?} is not supported; use redis://, valkey:// or {}://",
+                "scheme {other:?} is not supported; use redis://, rediss://, valkey://, \
+                 valkeys:// or {}://",
                 sentinel::SCHEME
             ));
         }
-    }
+    };
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL names no host".to_owned());
     }
@@ -139,7 +155,11 @@ fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    Client::open(info.set_redis_settings(settings)).map_err(|err| err.to_string())
+    let info = info.set_redis_settings(settings);
+    if uses_tls {
+        return tls::url_client(info, &TlsSettings::default());
+    }
+    Client::open(info).map_err(|err| err.to_string())
 }
 
 /// The settings for a Redis data node (fixed, or a master found through Sentinel), checked
@@ -235,9 +255,26 @@ mod tests {
     }
 
     #[test]
-    fn rejects_tls_with_a_reason() {
-        let err = RedisTarget::new("rediss://redis:6379", None).unwrap_err();
-        assert!(err.contains("TLS"), "{err}");
+    fn accepts_tls_urls_and_refuses_to_turn_verification_off() {
+        for url in ["rediss://redis:6380", "valkeys://u:pw@valkey/2"] {
+            assert!(
+                RedisTarget::new(url, None).is_ok(),
+                "{url} should be accepted"
+            );
+        }
+        let err = RedisTarget::new("rediss://redis:6380/#insecure", None).unwrap_err();
+        assert!(err.contains("never"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_are_refused_for_a_url_without_tls() {
+        for url in ["redis://redis", "redis+sentinel://s1/mymaster"] {
+            let err = RedisTarget::new(url, None)
+                .unwrap()
+                .with_tls(&TlsSettings::default())
+                .unwrap_err();
+            assert!(err.contains("does not use TLS"), "{url}: {err}");
+        }
     }
 
     #[test]

@@ -16,15 +16,27 @@ use std::sync::{Arc, Mutex};
 use futures_util::future::select_ok;
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, RedisResult, Role,
+    AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
+    RedisResult, Role,
 };
 use tracing::{debug, info};
 
 use crate::connection::bounded_config;
+use crate::tls::{TlsSettings, node_client};
 
 /// The URL scheme that names sentinels instead of a Redis server.
 pub const SCHEME: &str = "redis+sentinel";
+
+/// The same over TLS: to the sentinels and to the master they name.
+pub const TLS_SCHEME: &str = "rediss+sentinel";
+
+/// True when `url` names sentinels (with or without TLS) rather than a Redis server.
+pub fn names_sentinels(url: &str) -> bool {
+    [SCHEME, TLS_SCHEME].iter().any(|scheme| {
+        url.strip_prefix(scheme)
+            .is_some_and(|rest| rest.starts_with("://"))
+    })
+}
 
 /// The port a sentinel listens on unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
@@ -40,6 +52,8 @@ pub struct Sentinels {
     sentinel_password: Option<String>,
     master_name: String,
     redis: RedisConnectionInfo,
+    /// TLS to sentinels and master alike (`rediss+sentinel://`); `None` for plain TCP.
+    tls: Option<TlsSettings>,
     /// The master last connected to, so a change (a failover) is logged, not every
     /// reconnect.
     last_master: Arc<Mutex<Option<String>>>,
@@ -49,10 +63,15 @@ impl Sentinels {
     /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
     /// the URL (which may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix(SCHEME)
-            .and_then(|rest| rest.strip_prefix("://"))
-            .ok_or_else(|| format!("a Sentinel URL starts with {SCHEME}://"))?;
+        let (rest, tls) = match url.split_once("://") {
+            Some((SCHEME, rest)) => (rest, None),
+            Some((TLS_SCHEME, rest)) => (rest, Some(TlsSettings::default())),
+            _ => {
+                return Err(format!(
+                    "a Sentinel URL starts with {SCHEME}:// or {TLS_SCHEME}://"
+                ));
+            }
+        };
         if rest.contains(['?', '#']) {
             return Err(format!(
                 "query parameters are not supported in a {SCHEME}:// URL"
@@ -85,6 +104,7 @@ impl Sentinels {
             sentinel_password: None,
             master_name: master_name.to_owned(),
             redis: data_node_settings(user_info, db)?,
+            tls,
             last_master: Arc::default(),
         })
     }
@@ -98,6 +118,16 @@ impl Sentinels {
     /// The password that sentinels started with `requirepass` ask for.
     pub fn set_sentinel_password(&mut self, password: &str) {
         self.sentinel_password = Some(password.to_owned());
+    }
+
+    /// Uses `settings` for TLS to the sentinels and the master; refused when the URL
+    /// asked for no TLS.
+    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
+        let tls = self.tls.as_mut().ok_or_else(|| {
+            format!("TLS files are set (REDIS_TLS_*_FILE), but the URL does not use TLS; use {TLS_SCHEME}://")
+        })?;
+        *tls = settings.clone();
+        Ok(())
     }
 
     /// Credentials, database and protocol used on the master once it is found.
@@ -116,9 +146,9 @@ impl Sentinels {
     ) -> RedisResult<MultiplexedConnection> {
         let (host, port) = self.master_address(&bounded_config()).await?;
         let master = format!("{host}:{port}");
-        let info = tcp_address(&host, port, self.redis.clone())?;
+        let client = node_client(&host, port, self.redis.clone(), self.tls.as_ref())?;
         let checked = async {
-            let mut connection = Client::open(info)?
+            let mut connection = client
                 .get_multiplexed_async_connection_with_config(config)
                 .await?;
             let role: Role = redis::cmd("ROLE").query_async(&mut connection).await?;
@@ -177,7 +207,7 @@ impl Sentinels {
         }
         let sentinel = format!("sentinel {host}:{port}");
         let answer = async {
-            let mut connection = Client::open(tcp_address(host, port, info)?)?
+            let mut connection = node_client(host, port, info, self.tls.as_ref())?
                 .get_multiplexed_async_connection_with_config(config)
                 .await?;
             redis::cmd("SENTINEL")
@@ -203,16 +233,6 @@ impl Sentinels {
 /// a wrong password, from a server that is down by the kind).
 fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
     RedisError::from((err.kind(), what, format!("{server}: {err}")))
-}
-
-/// The Redis client's address for `host:port`, logging in with `settings`.
-fn tcp_address(
-    host: &str,
-    port: u16,
-    settings: RedisConnectionInfo,
-) -> RedisResult<ConnectionInfo> {
-    let info = ConnectionAddr::Tcp(host.to_owned(), port).into_connection_info()?;
-    Ok(info.set_redis_settings(settings))
 }
 
 /// One `host[:port]` of the list; IPv6 addresses go in brackets, as in any URL.
@@ -307,6 +327,7 @@ mod tests {
             ("redis+sentinel://s1/mymaster/0/1", "too many path segments"),
             ("redis+sentinel://s1/mymaster?protocol=resp3", "query"),
             ("redis://s1/mymaster", "starts with"),
+            ("rediss+sentinels://s1/mymaster", "starts with"),
         ];
         for (url, reason) in cases {
             let err = Sentinels::parse(url)

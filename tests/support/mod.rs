@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod sentinel_lab;
+pub mod tls_lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
