@@ -120,9 +120,10 @@ fn idle_connections_dropped_by_redis_cost_no_tick_over_tls() {
     assert_eq!(worker.counts()[..5], [1, 2, 3, 4, 5]);
     let stats = redis.redis.info("stats");
     let accepted: u32 = stats["total_connections_received"].parse().unwrap();
-    // Redis dropped the idle connection before each tick: one TLS connection per count
-    // (5), besides the test's own two (the start's PING, this INFO).
-    assert!(accepted >= 7, "Redis accepted only {accepted} connections");
+    // Redis dropped idle connections between ticks (not before every tick: some servers
+    // count idle time in whole seconds), so the worker opened at least three, besides the
+    // test's own two (the start's PING, this INFO).
+    assert!(accepted >= 5, "Redis accepted only {accepted} connections");
     let output = worker.output();
     assert!(!output.contains("unknown"), "{output}");
     assert!(!output.contains("cannot reach Redis"), "{output}");
