@@ -106,7 +106,8 @@ struct Cli {
 
     /// Redis server to count in: redis://host[:port][/db], or
     /// redis+sentinel://host1[:port],host2[:port],…/master-name[/db] to follow the master
-    /// that Redis Sentinel names
+    /// that Redis Sentinel names, or redis+cluster://host1[:port],host2[:port],… for Redis
+    /// Cluster; rediss://, rediss+sentinel://, rediss+cluster:// for TLS
     #[arg(long, env = REDIS_URL.env, default_value = "redis://redis:6379",
           hide_env_values = true, global = true, value_parser = raw())]
     redis_url: OsString,

@@ -6,12 +6,15 @@
 
 #![warn(missing_docs)]
 
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod failure_log;
 pub mod health;
 pub mod health_state;
 pub mod logging;
+pub mod node_address;
+pub mod redirect;
 pub mod redis_target;
 pub mod resources;
 pub mod schedule;

@@ -1,6 +1,7 @@
 //! The Redis server the worker talks to: a validated `redis://` URL (`rediss://` over TLS),
-//! or a `redis+sentinel://` URL naming the sentinels that know the master, an optional
-//! password from a file, and a printable form that never shows the password.
+//! a `redis+sentinel://` URL naming the sentinels that know the master, or a
+//! `redis+cluster://` URL naming a cluster's seed nodes; an optional password from a file,
+//! and a printable form that never shows the password.
 //!
 //! Operators paste URLs with credentials into environment variables, and those URLs end up
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
@@ -13,6 +14,7 @@ use redis::{
     ProtocolVersion, RedisConnectionInfo, RedisResult,
 };
 
+use crate::cluster::{self, Cluster};
 use crate::logging::escaped;
 use crate::sentinel::{self, Sentinels};
 use crate::tls::{self, TlsSettings};
@@ -27,11 +29,13 @@ pub struct RedisTarget {
     shown: String,
 }
 
-/// How the server is found: at a fixed address, or by asking the sentinels each time.
+/// How the server is found: at a fixed address, by asking the sentinels each time, or
+/// through a cluster's redirects.
 #[derive(Clone)]
 enum Servers {
     Fixed(Client),
     Sentinel(Sentinels),
+    Cluster(Cluster),
 }
 
 impl RedisTarget {
@@ -47,6 +51,12 @@ impl RedisTarget {
                 sentinels.set_redis_password(password);
             }
             Servers::Sentinel(sentinels)
+        } else if cluster::names_cluster(url) {
+            let mut cluster = Cluster::parse(url)?;
+            if let Some(password) = password {
+                cluster.set_redis_password(password);
+            }
+            Servers::Cluster(cluster)
         } else {
             Servers::Fixed(fixed_client(url, password)?)
         };
@@ -61,7 +71,7 @@ impl RedisTarget {
     pub fn with_sentinel_password(mut self, password: &str) -> Result<Self, String> {
         match &mut self.servers {
             Servers::Sentinel(sentinels) => sentinels.set_sentinel_password(password),
-            Servers::Fixed(_) => {
+            Servers::Fixed(_) | Servers::Cluster(_) => {
                 return Err(format!(
                     "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
                      names no sentinels; use {}://",
@@ -77,6 +87,7 @@ impl RedisTarget {
     pub fn with_tls(mut self, settings: &TlsSettings) -> Result<Self, String> {
         match &mut self.servers {
             Servers::Sentinel(sentinels) => sentinels.set_tls(settings)?,
+            Servers::Cluster(cluster) => cluster.set_tls(settings)?,
             Servers::Fixed(client) => {
                 let info = client.get_connection_info().clone();
                 if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
@@ -92,13 +103,31 @@ impl RedisTarget {
         Ok(self)
     }
 
-    /// The client of a target at a fixed address; `None` under Sentinel, where the
-    /// address is only known once [`Self::connect`] has asked.
+    /// The client of a target at a fixed address; `None` under Sentinel or Cluster, where
+    /// the address is only known once [`Self::connect`] has asked.
     pub fn client(&self) -> Option<&Client> {
         match &self.servers {
             Servers::Fixed(client) => Some(client),
-            Servers::Sentinel(_) => None,
+            Servers::Sentinel(_) | Servers::Cluster(_) => None,
         }
+    }
+
+    /// The cluster this target names, if it names one.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match &self.servers {
+            Servers::Cluster(cluster) => Some(cluster),
+            Servers::Fixed(_) | Servers::Sentinel(_) => None,
+        }
+    }
+
+    /// The node at `host:port` of this target's cluster, with the cluster's login and TLS,
+    /// to follow a redirect there; `None` when the target names no cluster.
+    pub fn cluster_node(&self, host: &str, port: u16) -> Option<RedisResult<Self>> {
+        let node = self.cluster()?.node(host, port).map(|client| Self {
+            servers: Servers::Fixed(client),
+            shown: self.shown.clone(),
+        });
+        Some(node)
     }
 
     /// The credentials, database and protocol used on the Redis server, whichever way
@@ -107,6 +136,7 @@ impl RedisTarget {
         match &self.servers {
             Servers::Fixed(client) => client.get_connection_info().redis_settings(),
             Servers::Sentinel(sentinels) => sentinels.redis_settings(),
+            Servers::Cluster(cluster) => cluster.redis_settings(),
         }
     }
 
@@ -126,6 +156,7 @@ impl RedisTarget {
                     .await
             }
             Servers::Sentinel(sentinels) => sentinels.connect_to_master(config).await,
+            Servers::Cluster(cluster) => cluster.connect(config).await,
         }
     }
 }
@@ -140,8 +171,9 @@ fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
         other => {
             return Err(format!(
                 "scheme {other:?} is not supported; use redis://, rediss://, valkey://, \
-                 valkeys:// or {}://",
-                sentinel::SCHEME
+                 valkeys://, {}:// or {}://",
+                sentinel::SCHEME,
+                cluster::SCHEME
             ));
         }
     };

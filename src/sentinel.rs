@@ -10,18 +10,15 @@
 //! sentinel with an outdated view, a promotion still under way, or a restarted stale master
 //! all end in an error for that attempt, which the caller retries.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::select_ok;
 use redis::aio::MultiplexedConnection;
-use redis::{
-    AsyncConnectionConfig, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    RedisResult, Role,
-};
+use redis::{AsyncConnectionConfig, ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 use tracing::{debug, info};
 
 use crate::connection::bounded_config;
+use crate::node_address::{data_node_settings, parse_multi_host};
 use crate::tls::{TlsSettings, node_client};
 
 /// The URL scheme that names sentinels instead of a Redis server.
@@ -63,32 +60,9 @@ impl Sentinels {
     /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
     /// the URL (which may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let (rest, tls) = match url.split_once("://") {
-            Some((SCHEME, rest)) => (rest, None),
-            Some((TLS_SCHEME, rest)) => (rest, Some(TlsSettings::default())),
-            _ => {
-                return Err(format!(
-                    "a Sentinel URL starts with {SCHEME}:// or {TLS_SCHEME}://"
-                ));
-            }
-        };
-        if rest.contains(['?', '#']) {
-            return Err(format!(
-                "query parameters are not supported in a {SCHEME}:// URL"
-            ));
-        }
-        let (user_info, rest) = match rest.rsplit_once('@') {
-            Some((user_info, rest)) => (Some(user_info), rest),
-            None => (None, rest),
-        };
-        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if hosts.is_empty() {
-            return Err("the URL names no sentinel host".to_owned());
-        }
-        let nodes = hosts
-            .split(',')
-            .map(parse_node)
-            .collect::<Result<Vec<_>, _>>()?;
+        let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "sentinel host", DEFAULT_PORT)?;
+        let (nodes, path, user_info) = (url.nodes, url.path, url.user_info);
+        let tls = url.tls.then(TlsSettings::default);
         let mut segments = path.split('/');
         let master_name = segments.next().filter(|name| !name.is_empty()).ok_or(
             "the URL names no master; write the master's name after the hosts: …/mymaster",
@@ -235,34 +209,6 @@ fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
     RedisError::from((err.kind(), what, format!("{server}: {err}")))
 }
 
-/// One `host[:port]` of the list; IPv6 addresses go in brackets, as in any URL.
-fn parse_node(node: &str) -> Result<(String, u16), String> {
-    if node.is_empty() {
-        return Err("the sentinel list has an empty entry".to_owned());
-    }
-    let parsed = url::Url::parse(&format!("redis://{node}"))
-        .map_err(|err| format!("sentinel {node:?} is not host[:port] ({err})"))?;
-    let host = match parsed.host() {
-        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
-        Some(url::Host::Ipv4(ip)) => Ipv4Addr::to_string(&ip),
-        Some(url::Host::Ipv6(ip)) => Ipv6Addr::to_string(&ip),
-        _ => return Err(format!("sentinel {node:?} names no host")),
-    };
-    Ok((host, parsed.port().unwrap_or(DEFAULT_PORT)))
-}
-
-/// The data nodes' login and database, read the way a `redis://` URL with the same
-/// user info and path would be, so both kinds of URL follow one set of rules.
-fn data_node_settings(user_info: Option<&str>, db: &str) -> Result<RedisConnectionInfo, String> {
-    let login = user_info
-        .map(|user_info| format!("{user_info}@"))
-        .unwrap_or_default();
-    let info = format!("redis://{login}data-node/{db}")
-        .into_connection_info()
-        .map_err(|err| err.to_string())?;
-    crate::redis_target::data_node_settings(info.redis_settings().clone())
-}
-
 fn role_name(role: &Role) -> &'static str {
     match role {
         Role::Primary { .. } => "master",
@@ -326,8 +272,8 @@ mod tests {
             ("redis+sentinel://s1/mymaster/abc", "database"),
             ("redis+sentinel://s1/mymaster/0/1", "too many path segments"),
             ("redis+sentinel://s1/mymaster?protocol=resp3", "query"),
-            ("redis://s1/mymaster", "starts with"),
-            ("rediss+sentinels://s1/mymaster", "starts with"),
+            ("redis://s1/mymaster", "must start with"),
+            ("rediss+sentinels://s1/mymaster", "must start with"),
         ];
         for (url, reason) in cases {
             let err = Sentinels::parse(url)

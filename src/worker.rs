@@ -17,6 +17,7 @@
 use std::time::Duration;
 
 use redis::RedisError;
+use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -27,6 +28,7 @@ use crate::connection::{
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
 use crate::logging::Escaped;
+use crate::redirect::following_redirects;
 use crate::redis_target::RedisTarget;
 use crate::schedule::next_tick;
 
@@ -177,25 +179,37 @@ impl Worker {
         Some(next_tick(scheduled, self.interval, Instant::now()))
     }
 
+    /// How long Redis may take beyond the standard reply timeout: `WAIT`'s own timeout.
+    fn extra_reply_time(&self) -> Duration {
+        self.replica_wait
+            .map_or(Duration::ZERO, |wait| wait.timeout)
+    }
+
     async fn connect(&self) -> Result<Connection, RedisError> {
         debug!(redis = %self.redis, "connecting to Redis");
-        let extra = self
-            .replica_wait
-            .map_or(Duration::ZERO, |wait| wait.timeout);
-        let connection = connect_with(&self.redis, extra).await?;
+        let connection = connect_with(&self.redis, self.extra_reply_time()).await?;
         debug!(redis = %self.redis, "connected to Redis");
         Ok(connection)
     }
 
-    /// Sends the tick's `INCR`, with `WAIT` in the same round trip when asked for.
+    /// Sends the tick's `INCR`, following a cluster's redirects (see `redirect`).
     async fn increment(
         &self,
         connection: &mut Connection,
     ) -> Result<(i64, Option<i64>), RedisError> {
+        let send = async |redis: &mut MultiplexedConnection| self.send_increment(redis).await;
+        following_redirects(&self.redis, connection, self.extra_reply_time(), send).await
+    }
+
+    /// Sends `INCR`, with `WAIT` in the same round trip when asked for.
+    async fn send_increment(
+        &self,
+        redis: &mut MultiplexedConnection,
+    ) -> Result<(i64, Option<i64>), RedisError> {
         let Some(wait) = self.replica_wait else {
             let count = redis::cmd("INCR")
                 .arg(&self.key)
-                .query_async::<i64>(connection.redis())
+                .query_async::<i64>(redis)
                 .await?;
             return Ok((count, None));
         };
@@ -206,7 +220,7 @@ impl Worker {
             .cmd("WAIT")
             .arg(wait.replicas)
             .arg(timeout)
-            .query_async::<(i64, i64)>(connection.redis())
+            .query_async::<(i64, i64)>(redis)
             .await?;
         Ok((count, Some(acknowledged)))
     }

@@ -8,6 +8,7 @@
 // Each test crate (worker, faults, sentinel, …) uses its own part of this shared harness.
 #![allow(dead_code)]
 
+pub mod cluster_lab;
 pub mod sentinel_lab;
 pub mod tls_lab;
 
