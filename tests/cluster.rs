@@ -9,6 +9,7 @@ use std::thread;
 use std::time::Duration;
 
 use support::cluster_lab::{CLUSTER_PATIENCE, ClusterLab};
+use support::tls_lab::Certificates;
 use support::{Worker, fast_worker, run_to_exit};
 
 const KEY: &str = "contador";
@@ -127,4 +128,27 @@ fn a_frozen_primary_costs_one_unknown_outcome_never_resent() {
     let stored = lab.counter(KEY).unwrap();
     assert_eq!(stored, counts.len() as i64 + applied, "{output}");
     assert_eq!(stored, *counts.last().unwrap(), "{output}");
+}
+
+#[test]
+fn counts_over_tls_on_every_node_and_follows_redirects_to_tls_ports() {
+    let certificates = Certificates::make();
+    let lab = ClusterLab::start_over_tls(&certificates);
+    let ca = certificates.path("ca.pem");
+    let mut worker = fast_worker(&lab.tls_url(), &[("REDIS_TLS_CA_FILE", &ca)]);
+    worker.wait_for_count(5);
+    let to = lab.migrate_slot_of(KEY, || thread::sleep(Duration::from_millis(500)));
+    let (moved, line) = worker.wait_for_line_after(0, &["the key's slot is served by 127.0.0.1:"]);
+    let node = line
+        .split("served by ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next());
+    // The redirect named the node's TLS port, as Redis does for a TLS client.
+    assert!(
+        node.is_some_and(|node| lab.tls_url().contains(node)),
+        "{line}"
+    );
+    worker.wait_for_line_after(moved, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, true);
+    assert_eq!(lab.node(to).counter(KEY), counts.last().copied(), "{line}");
 }

@@ -10,6 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::sentinel_lab::wait_until;
+use super::tls_lab::{Certificates, ServerCert};
 use super::{RedisServer, free_port};
 
 /// How long a cluster may take to form or to fail over here, on a loaded machine.
@@ -18,6 +19,8 @@ pub const CLUSTER_PATIENCE: Duration = Duration::from_secs(60);
 /// Six nodes; which are primaries changes with failovers, so it is always asked.
 pub struct ClusterLab {
     pub nodes: Vec<RedisServer>,
+    /// Each node's TLS port, in a cluster started with [`Self::start_over_tls`].
+    tls_ports: Vec<u16>,
 }
 
 /// One line of `CLUSTER NODES`, the parts the tests use.
@@ -34,11 +37,39 @@ pub struct NodeLine {
 impl ClusterLab {
     /// Starts six nodes and joins them; returns once every node sees the cluster as ok.
     pub fn start() -> Self {
+        Self::start_with(|_| Vec::new())
+    }
+
+    /// A cluster whose nodes also serve TLS with the lab's certificates, to clients and
+    /// to each other (`tls-cluster`, `tls-replication`).
+    pub fn start_over_tls(certificates: &Certificates) -> Self {
+        let tls_ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let mut lab = Self::start_with(|index| {
+            let mut args = certificates.server_args(tls_ports[index], ServerCert::Valid, false);
+            args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"].map(str::to_owned));
+            args
+        });
+        lab.tls_ports = tls_ports;
+        lab
+    }
+
+    /// The worker's URL over TLS: every node's TLS port as a seed.
+    pub fn tls_url(&self) -> String {
+        let seeds: Vec<String> = self
+            .tls_ports
+            .iter()
+            .map(|port| format!("127.0.0.1:{port}"))
+            .collect();
+        format!("rediss+cluster://{}", seeds.join(","))
+    }
+
+    /// Starts six nodes, node `i` with `extra(i)` arguments, and joins them.
+    fn start_with(extra: impl Fn(usize) -> Vec<String>) -> Self {
         let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
+            .map(|index| {
                 // Its own bus port: the default, port + 10000, may be taken or too high.
                 let bus = free_port().to_string();
-                let mut node = RedisServer::not_started(None).with_args(&[
+                let node = RedisServer::not_started(None).with_args(&[
                     "--cluster-enabled",
                     "yes",
                     "--cluster-port",
@@ -49,6 +80,9 @@ impl ClusterLab {
                     "--repl-diskless-sync-delay",
                     "0",
                 ]);
+                let extra = extra(index);
+                let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+                let mut node = node.with_args(&extra);
                 node.launch();
                 node
             })
@@ -68,7 +102,10 @@ impl ClusterLab {
             "redis-cli --cluster create failed: {}",
             String::from_utf8_lossy(&output.stdout)
         );
-        let lab = Self { nodes };
+        let lab = Self {
+            nodes,
+            tls_ports: Vec::new(),
+        };
         lab.wait_until_ok();
         // A replica that never synced refuses to fail over: wait for all three.
         wait_until("every replica in sync", CLUSTER_PATIENCE, || {
@@ -138,11 +175,14 @@ impl ClusterLab {
             .unwrap_or_else(|| panic!("no primary serves the slot of {key:?}"))
     }
 
-    /// The node listening on `port`.
+    /// The node listening on `port` (its plain or its TLS port).
     pub fn node(&self, port: u16) -> &RedisServer {
+        let index = self.tls_ports.iter().position(|tls| *tls == port);
         self.nodes
             .iter()
-            .find(|node| node.port() == port)
+            .enumerate()
+            .find(|(i, node)| node.port() == port || index == Some(*i))
+            .map(|(_, node)| node)
             .unwrap_or_else(|| panic!("no node on port {port}"))
     }
 
@@ -219,10 +259,19 @@ impl ClusterLab {
         setslot(target, "IMPORTING", &id_of(source_port));
         setslot(source, "MIGRATING", &id_of(target_port));
         // The key moves now; until the slot's owner changes, the source answers ASK.
+        // Over TLS (`tls-cluster`), MIGRATE speaks TLS to the target's TLS port.
+        let migrate_port = match self
+            .nodes
+            .iter()
+            .position(|node| node.port() == target_port)
+        {
+            Some(index) if !self.tls_ports.is_empty() => self.tls_ports[index],
+            _ => target_port,
+        };
         let _: () = source.query(
             redis::cmd("MIGRATE")
                 .arg("127.0.0.1")
-                .arg(target_port)
+                .arg(migrate_port)
                 .arg(key)
                 .arg(0)
                 .arg(5000),

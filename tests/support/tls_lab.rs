@@ -39,7 +39,13 @@ impl Certificates {
         };
         certificates.self_signed("ca", "counter-worker test CA");
         certificates.self_signed("untrusted-ca", "a CA nobody trusts");
-        certificates.signed("server", "IP:127.0.0.1,DNS:localhost", "serverAuth", 2);
+        // Also a client certificate: cluster nodes show it to each other over TLS.
+        certificates.signed(
+            "server",
+            "IP:127.0.0.1,DNS:localhost",
+            "serverAuth,clientAuth",
+            2,
+        );
         certificates.signed("elsewhere", "DNS:elsewhere.example", "serverAuth", 2);
         certificates.signed("expired", "IP:127.0.0.1", "serverAuth", -1);
         certificates.signed("client", "DNS:counter-worker", "clientAuth", 2);
