@@ -49,8 +49,12 @@ in
       # Its output is the test verdict; the target directory would be a copy nobody reads.
       doInstallCargoArtifacts = false;
       # The integration tests start their own redis-server on a free loopback port,
-      # which the sandbox allows.
-      nativeBuildInputs = (commonArgs.nativeBuildInputs or [ ]) ++ [ pkgs.redis ];
+      # which the sandbox allows; the cluster tests join nodes with redis-cli, and the TLS
+      # tests make their certificates with openssl.
+      nativeBuildInputs = (commonArgs.nativeBuildInputs or [ ]) ++ [
+        pkgs.redis
+        pkgs.openssl
+      ];
     }
   );
 

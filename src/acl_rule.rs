@@ -7,7 +7,7 @@
 //! worker cannot count, one too many and least privilege is lost. The worker knows which
 //! commands its settings make it send, so it states the rule itself
 //! (`counter-worker acl-rule`) and every deployment loads what it prints. `HELLO`/`AUTH`
-//! need no grant; `CLIENT SETINFO` is never sent (see `redis_target`), so no grant is
+//! need no grant; `CLIENT SETINFO` is never sent (see `connection`), so no grant is
 //! needed for it either, which Redis 7.0 could not even parse.
 
 /// How the worker finds the server it writes to, which decides the commands it sends
@@ -18,8 +18,10 @@ pub enum Discovery {
     Fixed,
     /// Through Redis Sentinel: the worker asks the master `ROLE` before writing to it.
     Sentinel,
-    // Cluster mode, once it exists, is a variant here, and `commands` grants what it sends
-    // (e.g. `+cluster|keyslot +cluster|shards +asking`).
+    /// Redis Cluster: the worker learns the key's node from `MOVED` and `ASK` replies
+    /// alone (no `CLUSTER` command, see `cluster`), and sends `ASKING` before the `INCR`
+    /// that an `ASK` redirects.
+    Cluster,
 }
 
 /// What the worker's validated settings make it do on a Redis data node.
@@ -59,6 +61,7 @@ fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
     match access.discovery {
         Discovery::Fixed => {}
         Discovery::Sentinel => commands.push("role"),
+        Discovery::Cluster => commands.push("asking"),
     }
     if access.waits_for_replicas {
         commands.push("wait");
@@ -118,7 +121,7 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_adds_role_wait_adds_wait_a_database_adds_select() {
+    fn sentinel_adds_role_cluster_asking_wait_wait_a_database_select() {
         assert_eq!(
             rule(&access(Discovery::Sentinel, false, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role"
@@ -130,6 +133,10 @@ mod tests {
         assert_eq!(
             rule(&access(Discovery::Sentinel, true, 3)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
+        );
+        assert_eq!(
+            rule(&access(Discovery::Cluster, true, 0)).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +asking +wait"
         );
     }
 

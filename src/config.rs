@@ -21,6 +21,7 @@ use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::logging::{self, LogFormat};
 use crate::redis_target::{RedisTarget, redact};
 use crate::setting_file;
+use crate::tls::{self, TlsSettings};
 use crate::worker::ReplicaWait;
 
 mod source;
@@ -48,6 +49,10 @@ Other environment variables:
   REDIS_SENTINEL_PASSWORD_FILE
                        File holding the sentinels' own password, for a redis+sentinel://
                        URL whose sentinels require one (same file rules)
+  REDIS_TLS_CA_FILE    PEM file of the CA certificates that a TLS server's certificate must
+                       chain to, instead of the built-in Mozilla roots (same file rules)
+  REDIS_TLS_CERT_FILE, REDIS_TLS_KEY_FILE
+                       PEM client certificate and its key, for Redis with tls-auth-clients
   RUST_LOG             Log filter, e.g. info, debug, counter_worker=debug,redis=warn
                        [default: info]
 
@@ -65,7 +70,9 @@ struct Cli {
 
     /// Redis server to count in: redis://host[:port][/db], or
     /// redis+sentinel://host1[:port],host2[:port],…/master-name[/db] to follow the master
-    /// that Redis Sentinel names
+    /// that Redis Sentinel names, or redis+cluster://host1[:port],host2[:port],… for Redis
+    /// Cluster; rediss://, rediss+sentinel://, rediss+cluster:// for TLS (valkey:// and
+    /// valkeys:// are synonyms of redis:// and rediss://)
     #[arg(long, env = "REDIS_URL", default_value = "redis://redis:6379")]
     redis_url: OsString,
 
@@ -176,10 +183,14 @@ impl Config {
 
         let password = from_env(&env, "REDIS_PASSWORD_FILE", read_password_file)?;
         let sentinel_password = from_env(&env, "REDIS_SENTINEL_PASSWORD_FILE", read_password_file)?;
+        let tls = tls_settings(&env)?;
         let redis = parse(flags.name("redis_url"), &cli.redis_url, redact, |url| {
-            let target = RedisTarget::new(url, password.as_deref())?;
-            match &sentinel_password {
-                Some(password) => target.with_sentinel_password(password),
+            let mut target = RedisTarget::new(url, password.as_deref())?;
+            if let Some(password) = &sentinel_password {
+                target = target.with_sentinel_password(password)?;
+            }
+            match &tls {
+                Some(tls) => target.with_tls(tls),
                 None => Ok(target),
             }
         })?;
@@ -211,9 +222,12 @@ impl Config {
             Command::AclRule => Some(flags.parse("key", &cli.key, |key| {
                 acl_rule::rule(&WorkerAccess {
                     key,
-                    discovery: match redis.sentinel_master() {
-                        Some(_) => Discovery::Sentinel,
-                        None => Discovery::Fixed,
+                    discovery: if redis.sentinel_master().is_some() {
+                        Discovery::Sentinel
+                    } else if redis.cluster().is_some() {
+                        Discovery::Cluster
+                    } else {
+                        Discovery::Fixed
                     },
                     waits_for_replicas: replicas > 0,
                     database: redis.redis_settings().db(),
@@ -248,6 +262,23 @@ fn read_password_file(path: &str) -> Result<Option<String>, String> {
         return Err("the file is empty".to_owned());
     }
     Ok(Some(password.to_owned()))
+}
+
+/// The TLS files' settings, read and checked; `None` when none is set. Each path is read
+/// as any environment-only setting is, and a file that cannot be used names its setting.
+fn tls_settings(
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let mut paths = Vec::new();
+    for name in [tls::CA_FILE_ENV, tls::CERT_FILE_ENV, tls::KEY_FILE_ENV] {
+        paths.push((name, from_env(env, name, |path| Ok(path.to_owned()))?));
+    }
+    let path_of = |name| Some(paths.iter().find(|(given, _)| *given == name)?.1.clone());
+    TlsSettings::from_files(path_of).map_err(|err| ConfigError::Invalid {
+        setting: err.setting.to_owned(),
+        value: err.path,
+        reason: err.reason,
+    })
 }
 
 fn parse_key(raw: &str) -> Result<String, String> {

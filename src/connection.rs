@@ -12,9 +12,11 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionInfo, ErrorKind, ProtocolVersion, PushInfo, PushKind,
+    AsyncConnectionConfig, Client, ErrorKind, ProtocolVersion, PushInfo, PushKind,
     RedisConnectionInfo, RedisError,
 };
+
+use crate::tls;
 
 /// How long to wait for a connection (TCP, `HELLO`/`AUTH`, `SELECT`) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,16 +29,14 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// is looked up again. The `INCR` was refused, not applied.
 pub const WRONG_NODE_CODES: [&str; 3] = ["READONLY", "MASTERDOWN", "NOREPLICAS"];
 
-/// Opens one connection to the server at `info`, bounded by [`CONNECT_TIMEOUT`], whose
-/// commands are bounded by [`RESPONSE_TIMEOUT`] plus `extra_reply_time` (a server-side
-/// wait such as `WAIT`'s timeout).
+/// Opens one connection through `client` (its address, login and TLS), bounded by
+/// [`CONNECT_TIMEOUT`], whose commands are bounded by [`RESPONSE_TIMEOUT`] plus
+/// `extra_reply_time` (a server-side wait such as `WAIT`'s timeout).
 ///
-/// Every connection the program makes (to a Redis server, to a sentinel) is opened here;
-/// only one in RESP3 (every data node's, see [`data_node_settings`]) learns of a close.
-pub async fn open(
-    info: ConnectionInfo,
-    extra_reply_time: Duration,
-) -> Result<Connection, RedisError> {
+/// Every connection the program makes (to a Redis server, to a sentinel, to a cluster
+/// node) is opened here; only one in RESP3 (every data node's, see [`data_node_settings`])
+/// learns of a close.
+pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connection, RedisError> {
     let closed = Arc::new(AtomicBool::new(false));
     let closed_by_server = Arc::clone(&closed);
     let on_push = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
@@ -49,11 +49,12 @@ pub async fn open(
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT + extra_reply_time));
     // Only RESP3 carries the close report; a sentinel is asked once, in RESP2.
+    let info = client.get_connection_info();
     if info.redis_settings().protocol() == ProtocolVersion::RESP3 {
         config = config.set_push_sender(on_push);
     }
     let server = info.addr().to_string();
-    let redis = Client::open(info)?
+    let redis = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
     Ok(Connection {
@@ -63,8 +64,8 @@ pub async fn open(
     })
 }
 
-/// The settings for a Redis data node (at a fixed address, or a master found through
-/// Sentinel), checked and completed the same way.
+/// The settings for a Redis data node (at a fixed address, a master found through
+/// Sentinel, a cluster node), checked and completed the same way.
 ///
 /// RESP3 lets the client report a connection that Redis closed while it was idle; Redis 6
 /// and newer speak it. No `CLIENT SETINFO` on connect: Redis 7.0 does not know it, and from
@@ -136,10 +137,13 @@ pub fn describe(err: &RedisError) -> String {
     }
 }
 
-/// True when Redis refused the connection itself (a wrong password, a missing ACL user):
-/// only a person can fix that, so it is logged as an error, not a warning.
+/// True when Redis refused the connection itself (a wrong password, a missing ACL user,
+/// a TLS certificate it or we do not accept): only a person can fix that, so it is logged
+/// as an error, not a warning.
 pub fn is_refusal(err: &RedisError) -> bool {
-    is_reply_error(err) || err.kind() == ErrorKind::AuthenticationFailed
+    is_reply_error(err)
+        || err.kind() == ErrorKind::AuthenticationFailed
+        || tls::is_certificate_refusal(err)
 }
 
 #[cfg(test)]

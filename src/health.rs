@@ -76,7 +76,7 @@ fn shown(duration: Duration) -> String {
 /// Sends one `PING` to `redis`; `Ok` on `PONG`, otherwise the reason.
 async fn ping(redis: &RedisTarget) -> Result<(), String> {
     let ping = async {
-        let mut connection = redis.connect(Duration::ZERO).await?;
+        let mut connection = redis.connect(Duration::ZERO, None).await?;
         redis::cmd("PING")
             .query_async::<String>(connection.redis())
             .await

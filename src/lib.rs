@@ -9,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod acl_rule;
+mod cluster;
 mod config;
 mod connection;
 mod escape;
@@ -16,12 +17,15 @@ mod failure_log;
 mod health;
 mod health_state;
 mod logging;
+mod node_address;
+mod redirect;
 mod redis_target;
 mod resources;
 mod schedule;
 mod sentinel;
 mod setting_file;
 mod shutdown;
+mod tls;
 mod worker;
 
 pub use config::{Command, Config, ConfigError};

@@ -1,6 +1,7 @@
-//! The Redis server the worker talks to: a validated `redis://` URL, or a
-//! `redis+sentinel://` URL naming the sentinels that know the master, an optional password
-//! from a file, and a printable form that never shows the password.
+//! The Redis server the worker talks to: a validated `redis://` URL (`rediss://` over TLS,
+//! `valkey://` and `valkeys://` alike), a `redis+sentinel://` URL naming the sentinels
+//! that know the master, or a `redis+cluster://` URL naming a cluster's seed nodes; an
+//! optional password from a file, and a printable form that never shows the password.
 //!
 //! Operators paste URLs with credentials into environment variables, and those URLs end up
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
@@ -8,11 +9,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use redis::{ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
 
+use crate::cluster::{self, Cluster, NodeAddress};
 use crate::connection::{self, Connection, data_node_settings};
 use crate::escape::escaped;
 use crate::sentinel::{self, Sentinels};
+use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -24,11 +27,13 @@ pub struct RedisTarget {
     shown: String,
 }
 
-/// How the server is found: at a fixed address, or by asking the sentinels each time.
+/// How the server is found: at a fixed address, by asking the sentinels each time, or
+/// through a cluster's redirects.
 #[derive(Clone)]
 enum Servers {
-    Fixed(ConnectionInfo),
+    Fixed(Client),
     Sentinel(Sentinels),
+    Cluster(Cluster),
 }
 
 impl RedisTarget {
@@ -38,14 +43,20 @@ impl RedisTarget {
     /// The error is a reason for a person, without the URL itself: the caller names the
     /// setting and shows the [`redact`]ed value.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let servers = if url.starts_with(&format!("{}://", sentinel::SCHEME)) {
+        let servers = if sentinel::names_sentinels(url) {
             let mut sentinels = Sentinels::parse(url)?;
             if let Some(password) = password {
                 sentinels.set_redis_password(password);
             }
             Servers::Sentinel(sentinels)
+        } else if cluster::names_cluster(url) {
+            let mut cluster = Cluster::parse(url)?;
+            if let Some(password) = password {
+                cluster.set_redis_password(password);
+            }
+            Servers::Cluster(cluster)
         } else {
-            Servers::Fixed(fixed_address(url, password)?)
+            Servers::Fixed(fixed_client(url, password)?)
         };
         Ok(Self {
             servers,
@@ -58,7 +69,7 @@ impl RedisTarget {
     pub fn with_sentinel_password(mut self, password: &str) -> Result<Self, String> {
         match &mut self.servers {
             Servers::Sentinel(sentinels) => sentinels.set_sentinel_password(password),
-            Servers::Fixed(_) => {
+            Servers::Fixed(_) | Servers::Cluster(_) => {
                 return Err(format!(
                     "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
                      names no sentinels; use {}://",
@@ -69,12 +80,38 @@ impl RedisTarget {
         Ok(self)
     }
 
+    /// Uses `settings` (a private CA, a client certificate) for every TLS connection;
+    /// refused for a URL without TLS, where they would be silently ignored.
+    pub fn with_tls(mut self, settings: &TlsSettings) -> Result<Self, String> {
+        match &mut self.servers {
+            Servers::Sentinel(sentinels) => sentinels.set_tls(settings)?,
+            Servers::Cluster(cluster) => cluster.set_tls(settings)?,
+            Servers::Fixed(client) => {
+                let info = client.get_connection_info().clone();
+                if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
+                    return Err(tls::not_a_tls_url("rediss:// or valkeys://"));
+                }
+                *client = tls::url_client(info, settings)?;
+            }
+        }
+        Ok(self)
+    }
+
     /// The name of the master under Sentinel, whose address changes with a failover;
     /// `None` for a server at a fixed address.
     pub fn sentinel_master(&self) -> Option<&str> {
         match &self.servers {
-            Servers::Fixed(_) => None,
+            Servers::Fixed(_) | Servers::Cluster(_) => None,
             Servers::Sentinel(sentinels) => Some(sentinels.master_name()),
+        }
+    }
+
+    /// The cluster this target names, whose redirects the `INCR` follows; `None` for a
+    /// target that names no cluster.
+    pub fn cluster(&self) -> Option<&Cluster> {
+        match &self.servers {
+            Servers::Cluster(cluster) => Some(cluster),
+            Servers::Fixed(_) | Servers::Sentinel(_) => None,
         }
     }
 
@@ -83,8 +120,9 @@ impl RedisTarget {
     /// password rules read.
     pub fn redis_settings(&self) -> &redis::RedisConnectionInfo {
         match &self.servers {
-            Servers::Fixed(info) => info.redis_settings(),
+            Servers::Fixed(client) => client.get_connection_info().redis_settings(),
             Servers::Sentinel(sentinels) => sentinels.redis_settings(),
+            Servers::Cluster(cluster) => cluster.redis_settings(),
         }
     }
 
@@ -93,34 +131,38 @@ impl RedisTarget {
     /// [`connection::open`]).
     ///
     /// Every connection the worker and the health check make goes through here, so under
-    /// Sentinel each one goes to the current master, never to a remembered address.
-    pub async fn connect(&self, extra_reply_time: Duration) -> RedisResult<Connection> {
+    /// Sentinel each one goes to the current master, never to a remembered address. Under
+    /// Cluster it goes to whichever answers first of `key_owner` (the node that last said
+    /// it serves the key) and the seed nodes.
+    pub async fn connect(
+        &self,
+        extra_reply_time: Duration,
+        key_owner: Option<&NodeAddress>,
+    ) -> RedisResult<Connection> {
         match &self.servers {
-            Servers::Fixed(info) => connection::open(info.clone(), extra_reply_time).await,
+            Servers::Fixed(client) => connection::open(client, extra_reply_time).await,
             Servers::Sentinel(sentinels) => sentinels.connect_to_master(extra_reply_time).await,
+            Servers::Cluster(cluster) => cluster.connect(extra_reply_time, key_owner).await,
         }
     }
 }
 
-/// The address and login for a `redis://` URL, with `password` overriding the URL's.
-fn fixed_address(url: &str, password: Option<&str>) -> Result<ConnectionInfo, String> {
+/// The client for a `redis://` URL, with `password` overriding the URL's.
+fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
-    match parsed.scheme() {
-        "redis" => {}
-        "rediss" => {
-            return Err(
-                "TLS (rediss://) is not built into this binary; use redis:// \
-                            on a private network or a TLS-terminating proxy"
-                    .to_owned(),
-            );
-        }
+    // Valkey's own names for the same protocol; the client reads them alike.
+    let uses_tls = match parsed.scheme() {
+        "redis" | "valkey" => false,
+        "rediss" | "valkeys" => true,
         other => {
             return Err(format!(
-                "scheme {other:?} is not supported; use redis:// or {}://",
-                sentinel::SCHEME
+                "scheme {other:?} is not supported; use redis://, rediss://, valkey://, \
+                 valkeys://, {}:// or {}://",
+                sentinel::SCHEME,
+                cluster::SCHEME
             ));
         }
-    }
+    };
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL names no host".to_owned());
     }
@@ -131,7 +173,11 @@ fn fixed_address(url: &str, password: Option<&str>) -> Result<ConnectionInfo, St
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    Ok(info.set_redis_settings(settings))
+    let info = info.set_redis_settings(settings);
+    if uses_tls {
+        return tls::url_client(info, &TlsSettings::default());
+    }
+    Client::open(info).map_err(|err| err.to_string())
 }
 
 impl fmt::Display for RedisTarget {
@@ -205,6 +251,7 @@ mod tests {
             "redis://[::1]:6380/2",
             "redis://:secret@redis:6379/0",
             "redis://user:secret@redis",
+            "valkey://valkey:6379/1",
         ] {
             assert!(
                 RedisTarget::new(url, None).is_ok(),
@@ -214,9 +261,30 @@ mod tests {
     }
 
     #[test]
-    fn rejects_tls_with_a_reason() {
-        let err = RedisTarget::new("rediss://redis:6379", None).unwrap_err();
-        assert!(err.contains("TLS"), "{err}");
+    fn accepts_tls_urls_and_refuses_to_turn_verification_off() {
+        for url in ["rediss://redis:6380", "valkeys://u:pw@valkey/2"] {
+            assert!(
+                RedisTarget::new(url, None).is_ok(),
+                "{url} should be accepted"
+            );
+        }
+        let err = RedisTarget::new("rediss://redis:6380/#insecure", None).unwrap_err();
+        assert!(err.contains("never"), "{err}");
+    }
+
+    #[test]
+    fn tls_files_are_refused_for_a_url_without_tls() {
+        for url in [
+            "redis://redis",
+            "redis+sentinel://s1/mymaster",
+            "redis+cluster://n1",
+        ] {
+            let err = RedisTarget::new(url, None)
+                .unwrap()
+                .with_tls(&TlsSettings::default())
+                .unwrap_err();
+            assert!(err.contains("does not use TLS"), "{url}: {err}");
+        }
     }
 
     #[test]
@@ -224,7 +292,7 @@ mod tests {
         for url in [
             "http://redis:6379",
             "unix:///tmp/redis.sock",
-            "valkey://redis",
+            "valkey+unix:///tmp/valkey.sock",
         ] {
             let err = RedisTarget::new(url, None).unwrap_err();
             assert!(err.contains("not supported"), "{url}: {err}");

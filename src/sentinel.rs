@@ -10,19 +10,26 @@
 //! sentinel with an outdated view, a promotion still under way, or a restarted stale master
 //! all end in an error for that attempt, which the caller retries.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
 use futures_util::future::select_ok;
-use redis::{
-    ConnectionAddr, ConnectionInfo, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError,
-    RedisResult, Role,
-};
+use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 
-use crate::connection::{self, Connection, data_node_settings};
+use crate::connection::{self, Connection};
+use crate::node_address::{data_node_login, parse_multi_host};
+use crate::tls::{self, TlsSettings, node_client};
 
 /// The URL scheme that names sentinels instead of a Redis server.
 pub const SCHEME: &str = "redis+sentinel";
+
+/// The same over TLS: to the sentinels and to the master they name.
+pub const TLS_SCHEME: &str = "rediss+sentinel";
+
+/// True when `url` names sentinels (with or without TLS) rather than a Redis server.
+pub fn names_sentinels(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
+}
 
 /// The port a sentinel listens on unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
@@ -38,34 +45,16 @@ pub struct Sentinels {
     sentinel_password: Option<String>,
     master_name: String,
     redis: RedisConnectionInfo,
+    /// TLS to sentinels and master alike (`rediss+sentinel://`); `None` for plain TCP.
+    tls: Option<TlsSettings>,
 }
 
 impl Sentinels {
     /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
     /// the URL (which may hold a password).
     pub fn parse(url: &str) -> Result<Self, String> {
-        let rest = url
-            .strip_prefix(SCHEME)
-            .and_then(|rest| rest.strip_prefix("://"))
-            .ok_or_else(|| format!("a Sentinel URL starts with {SCHEME}://"))?;
-        if rest.contains(['?', '#']) {
-            return Err(format!(
-                "query parameters are not supported in a {SCHEME}:// URL"
-            ));
-        }
-        let (user_info, rest) = match rest.rsplit_once('@') {
-            Some((user_info, rest)) => (Some(user_info), rest),
-            None => (None, rest),
-        };
-        let (hosts, path) = rest.split_once('/').unwrap_or((rest, ""));
-        if hosts.is_empty() {
-            return Err("the URL names no sentinel host".to_owned());
-        }
-        let nodes = hosts
-            .split(',')
-            .map(parse_node)
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut segments = path.split('/');
+        let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "sentinel host", DEFAULT_PORT)?;
+        let mut segments = url.path.split('/');
         let master_name = segments.next().filter(|name| !name.is_empty()).ok_or(
             "the URL names no master; write the master's name after the hosts: …/mymaster",
         )?;
@@ -76,10 +65,11 @@ impl Sentinels {
             );
         }
         Ok(Self {
-            nodes,
+            nodes: url.nodes,
             sentinel_password: None,
             master_name: master_name.to_owned(),
-            redis: data_node_login(user_info, db)?,
+            redis: data_node_login(url.user_info, db)?,
+            tls: url.tls.then(TlsSettings::default),
         })
     }
 
@@ -92,6 +82,12 @@ impl Sentinels {
     /// The password that sentinels started with `requirepass` ask for.
     pub fn set_sentinel_password(&mut self, password: &str) {
         self.sentinel_password = Some(password.to_owned());
+    }
+
+    /// Uses `settings` for TLS to the sentinels and the master; refused when the URL
+    /// asked for no TLS.
+    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
+        tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
     }
 
     /// The name the sentinels know the master by.
@@ -112,9 +108,9 @@ impl Sentinels {
     pub async fn connect_to_master(&self, extra_reply_time: Duration) -> RedisResult<Connection> {
         let (host, port) = self.master_address().await?;
         let master = format!("{host}:{port}");
-        let info = tcp_address(&host, port, self.redis.clone())?;
+        let client = node_client(&host, port, self.redis.clone(), self.tls.as_ref())?;
         let checked = async {
-            let mut connection = connection::open(info, extra_reply_time).await?;
+            let mut connection = connection::open(&client, extra_reply_time).await?;
             let role: Role = redis::cmd("ROLE").query_async(connection.redis()).await?;
             Ok((connection, role))
         };
@@ -156,8 +152,8 @@ impl Sentinels {
         }
         let sentinel = format!("sentinel {host}:{port}");
         let answer = async {
-            let mut connection =
-                connection::open(tcp_address(host, port, info)?, Duration::ZERO).await?;
+            let client = node_client(host, port, info, self.tls.as_ref())?;
+            let mut connection = connection::open(&client, Duration::ZERO).await?;
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&self.master_name)
@@ -181,44 +177,6 @@ impl Sentinels {
 /// a wrong password, from a server that is down by the kind).
 fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
     RedisError::from((err.kind(), what, format!("{server}: {err}")))
-}
-
-/// The Redis client's address for `host:port`, logging in with `settings`.
-fn tcp_address(
-    host: &str,
-    port: u16,
-    settings: RedisConnectionInfo,
-) -> RedisResult<ConnectionInfo> {
-    let info = ConnectionAddr::Tcp(host.to_owned(), port).into_connection_info()?;
-    Ok(info.set_redis_settings(settings))
-}
-
-/// One `host[:port]` of the list; IPv6 addresses go in brackets, as in any URL.
-fn parse_node(node: &str) -> Result<(String, u16), String> {
-    if node.is_empty() {
-        return Err("the sentinel list has an empty entry".to_owned());
-    }
-    let parsed = url::Url::parse(&format!("redis://{node}"))
-        .map_err(|err| format!("sentinel {node:?} is not host[:port] ({err})"))?;
-    let host = match parsed.host() {
-        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
-        Some(url::Host::Ipv4(ip)) => Ipv4Addr::to_string(&ip),
-        Some(url::Host::Ipv6(ip)) => Ipv6Addr::to_string(&ip),
-        _ => return Err(format!("sentinel {node:?} names no host")),
-    };
-    Ok((host, parsed.port().unwrap_or(DEFAULT_PORT)))
-}
-
-/// The data nodes' login and database, read the way a `redis://` URL with the same
-/// user info and path would be, so both kinds of URL follow one set of rules.
-fn data_node_login(user_info: Option<&str>, db: &str) -> Result<RedisConnectionInfo, String> {
-    let login = user_info
-        .map(|user_info| format!("{user_info}@"))
-        .unwrap_or_default();
-    let info = format!("redis://{login}data-node/{db}")
-        .into_connection_info()
-        .map_err(|err| err.to_string())?;
-    data_node_settings(info.redis_settings().clone())
 }
 
 fn role_name(role: &Role) -> &'static str {
@@ -284,7 +242,8 @@ mod tests {
             ("redis+sentinel://s1/mymaster/abc", "database"),
             ("redis+sentinel://s1/mymaster/0/1", "too many path segments"),
             ("redis+sentinel://s1/mymaster?protocol=resp3", "query"),
-            ("redis://s1/mymaster", "starts with"),
+            ("redis://s1/mymaster", "must start with"),
+            ("rediss+sentinels://s1/mymaster", "must start with"),
         ];
         for (url, reason) in cases {
             let err = Sentinels::parse(url)

@@ -1,5 +1,6 @@
-//! Files that a setting names (a Docker or Kubernetes secret holding a password): read
-//! once, at start, so that a file the worker cannot use is refused before anything runs.
+//! Files that a setting names (a Docker or Kubernetes secret holding a password, a TLS
+//! certificate or key): read once, at start, by one set of rules, so that a file the
+//! worker cannot use is refused before anything runs.
 //!
 //! Such a path comes from outside, so reading it must not hang or read without end: the
 //! file is opened non-blocking (a FIFO cannot stall the start), only a regular file is
@@ -32,4 +33,29 @@ pub fn read(path: &Path, limit: u64, holds: &str) -> Result<Vec<u8>, String> {
         return Err(format!("larger than {limit} bytes; it should hold {holds}"));
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_regular_file_through_a_symlink_up_to_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "12345").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(read(&link, 5, "five bytes").unwrap(), b"12345");
+        assert_eq!(
+            read(&link, 4, "four bytes").unwrap_err(),
+            "larger than 4 bytes; it should hold four bytes"
+        );
+        assert_eq!(read(dir.path(), 5, "").unwrap_err(), "not a regular file");
+        assert!(
+            read(&dir.path().join("absent"), 5, "")
+                .unwrap_err()
+                .starts_with("cannot read it")
+        );
+    }
 }

@@ -17,14 +17,17 @@
 use std::time::Duration;
 
 use redis::RedisError;
+use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::cluster::NodeAddress;
 use crate::connection::{Connection, describe, is_refusal, is_reply_error, names_wrong_node};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
+use crate::redirect::following_redirects;
 use crate::redis_target::RedisTarget;
 use crate::schedule::next_tick;
 
@@ -72,6 +75,9 @@ struct LoopState {
     /// The master the last connection went to under Sentinel, so a change (a failover)
     /// is logged, not every reconnect.
     last_master: Option<String>,
+    /// Under Cluster, the node that last said (`MOVED`) it serves the key: the next
+    /// connection tries it beside the seed nodes.
+    key_owner: Option<NodeAddress>,
     failures: FailureLog,
     summary: Summary,
 }
@@ -176,10 +182,11 @@ impl Worker {
             None => {}
         }
         debug!(redis = %self.redis, "connecting to Redis");
-        let extra = self
-            .replica_wait
-            .map_or(Duration::ZERO, |wait| wait.timeout);
-        let connection = self.redis.connect(extra).await?;
+        let key_owner = state.key_owner.as_ref();
+        let connection = self
+            .redis
+            .connect(self.extra_reply_time(), key_owner)
+            .await?;
         debug!(redis = %self.redis, "connected to Redis");
         if let Some(name) = self.redis.sentinel_master() {
             note_master(state, name, connection.server());
@@ -191,7 +198,7 @@ impl Worker {
     /// outcome says it cannot be trusted.
     async fn count(&mut self, state: &mut LoopState, mut connection: Connection) {
         let started = Instant::now();
-        let result = self.increment(&mut connection).await;
+        let result = self.increment(&mut connection, &mut state.key_owner).await;
         debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
         match result {
             Ok((count, acknowledged)) => {
@@ -207,15 +214,37 @@ impl Worker {
         }
     }
 
-    /// Sends the tick's `INCR`, with `WAIT` in the same round trip when asked for.
+    /// How long Redis may take beyond the standard reply timeout: `WAIT`'s own timeout.
+    fn extra_reply_time(&self) -> Duration {
+        self.replica_wait
+            .map_or(Duration::ZERO, |wait| wait.timeout)
+    }
+
+    /// Sends the tick's `INCR`, following a cluster's redirects (see `redirect`).
     async fn increment(
         &self,
         connection: &mut Connection,
+        key_owner: &mut Option<NodeAddress>,
+    ) -> Result<(i64, Option<i64>), RedisError> {
+        let send = async |redis: &mut MultiplexedConnection| self.send_increment(redis).await;
+        match self.redis.cluster() {
+            Some(cluster) => {
+                let extra = self.extra_reply_time();
+                following_redirects(cluster, connection, key_owner, extra, send).await
+            }
+            None => send(connection.redis()).await,
+        }
+    }
+
+    /// Sends `INCR`, with `WAIT` in the same round trip when asked for.
+    async fn send_increment(
+        &self,
+        redis: &mut MultiplexedConnection,
     ) -> Result<(i64, Option<i64>), RedisError> {
         let Some(wait) = self.replica_wait else {
             let count = redis::cmd("INCR")
                 .arg(&self.key)
-                .query_async::<i64>(connection.redis())
+                .query_async::<i64>(redis)
                 .await?;
             return Ok((count, None));
         };
@@ -226,7 +255,7 @@ impl Worker {
             .cmd("WAIT")
             .arg(wait.replicas)
             .arg(timeout)
-            .query_async::<(i64, i64)>(connection.redis())
+            .query_async::<(i64, i64)>(redis)
             .await?;
         Ok((count, Some(acknowledged)))
     }

@@ -1,11 +1,17 @@
 //! `counter-worker acl-rule` against real Redis servers: a user created with exactly the
 //! printed rule lets the worker count and pass its health check, Redis logs no denial
 //! (`ACL LOG`) and no error reply (`INFO errorstats`), and the same user is refused
-//! everything else. Plain, with `--wait-replicas`, with a database, and under Sentinel.
+//! everything else. Plain, with `--wait-replicas`, with a database, under Sentinel, over
+//! TLS, and on a Redis Cluster through a resharding of the key's slot (`ASK`, then `MOVED`).
 
 mod support;
 
+use std::thread;
+use std::time::Duration;
+
+use support::cluster_lab::ClusterLab;
 use support::sentinel_lab::{SentinelLab, wait_until};
+use support::tls_lab::{Certificates, ServerCert, TlsRedis};
 use support::{PATIENCE, RedisServer, fast_worker, run_to_exit};
 
 const USER: &str = "counter";
@@ -49,6 +55,12 @@ fn user_url(server: &RedisServer, database: u8) -> String {
 
 /// Fails unless `server` logged no ACL denial and answered no command with an error.
 fn assert_nothing_refused(server: &RedisServer) {
+    assert_refused_only(server, &[]);
+}
+
+/// Fails unless `server` logged no ACL denial and answered no command with an error
+/// other than the `expected` codes (a cluster's `MOVED` and `ASK`).
+fn assert_refused_only(server: &RedisServer, expected: &[&str]) {
     let denials: Vec<redis::Value> = server.query(redis::cmd("ACL").arg("LOG"));
     assert!(
         denials.is_empty(),
@@ -56,8 +68,17 @@ fn assert_nothing_refused(server: &RedisServer) {
         server.port()
     );
     let errors: String = server.query(redis::cmd("INFO").arg("errorstats"));
+    let unexpected: Vec<&str> = errors
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("errorstat_"))
+        .filter(|stat| {
+            !expected
+                .iter()
+                .any(|code| stat.starts_with(&format!("{code}:")))
+        })
+        .collect();
     assert!(
-        !errors.contains("errorstat_"),
+        unexpected.is_empty(),
         "error replies on {}: {errors}",
         server.port()
     );
@@ -193,4 +214,63 @@ fn the_sentinel_rule_is_enough_to_count_through_the_sentinels() {
     assert_nothing_refused(master);
     assert_nothing_refused(lab.sentinel());
     assert_user_refused_the_rest(master, "contador", "other");
+}
+
+#[test]
+fn the_plain_rule_is_enough_over_tls() {
+    let certificates = Certificates::make();
+    let tls = TlsRedis::start(&certificates, ServerCert::Valid, false, &[]);
+    let url = tls
+        .url("127.0.0.1")
+        .replacen("://", &format!("://{USER}:{PASSWORD}@"), 1);
+    let (ca_setting, ca) = certificates.trust_lab_ca();
+    let env = [(ca_setting, ca.as_str())];
+    let rule = printed_rule(&[("REDIS_URL", &url)]);
+    create_user(&tls.redis, &rule);
+    count_and_check_health(&url, &env);
+    assert_nothing_refused(&tls.redis);
+}
+
+#[test]
+fn the_cluster_rule_is_enough_to_count_through_redirects_and_a_resharding() {
+    let lab = ClusterLab::start();
+    let env = [("WAIT_REPLICAS", "1"), ("WAIT_TIMEOUT", "5s")];
+    let url = lab
+        .url()
+        .replacen("://", &format!("://{USER}:{PASSWORD}@"), 1);
+    let rule = printed_rule(&[("REDIS_URL", &url), ("WAIT_REPLICAS", "1")]);
+    assert_eq!(
+        rule,
+        "resetkeys ~contador resetchannels -@all +incr +ping +asking +wait"
+    );
+    // ACLs are not shared by a cluster's nodes: each one needs the user.
+    for node in &lab.nodes {
+        create_user(node, &rule);
+    }
+    let worker = fast_worker(
+        &url,
+        &[env[0], env[1], ("RUST_LOG", "counter_worker=debug")],
+    );
+    worker.wait_for_count(3);
+    // While the key is on the new primary and the slot still the old one's, every INCR
+    // goes through ASK, so the worker sends ASKING as its user.
+    let to = lab.migrate_slot_of("contador", || thread::sleep(Duration::from_secs(1)));
+    let served = format!("the key's slot is served by 127.0.0.1:{to}");
+    let (moved, _) = worker.wait_for_line_after(0, &[&served]);
+    worker.wait_for_line_after(moved, &["Contador atual: "]);
+    let output = worker.output();
+    assert!(
+        output.contains("(ASK)"),
+        "no INCR went through ASK:\n{output}"
+    );
+    assert!(!output.contains("did not take ASKING"), "{output}");
+    let (status, _, stderr) = run_to_exit(&["healthcheck"], &[("REDIS_URL", &url)]);
+    assert!(
+        status.success(),
+        "healthcheck as the worker's user: {stderr}"
+    );
+    for node in &lab.nodes {
+        assert_refused_only(node, &["MOVED", "ASK"]);
+    }
+    assert_user_refused_the_rest(lab.node(to), "contador", "other");
 }

@@ -470,8 +470,18 @@ const BAD_SETTINGS: &[BadSetting] = &[
     },
     BadSetting {
         args: &[],
-        env: &[("REDIS_URL", "rediss://redis")],
-        says: "TLS",
+        env: &[("REDIS_URL", "rediss://redis/#insecure")],
+        says: r#"invalid REDIS_URL "rediss://redis/#insecure": #insecure would turn off"#,
+    },
+    BadSetting {
+        args: &[],
+        env: &[("REDIS_TLS_CA_FILE", "/nonexistent/ca.pem")],
+        says: r#"invalid REDIS_TLS_CA_FILE "/nonexistent/ca.pem": cannot read it"#,
+    },
+    BadSetting {
+        args: &["--redis-url", "redis://redis"],
+        env: &[("REDIS_TLS_CA_FILE", "/dev/null")],
+        says: r#"invalid REDIS_TLS_CA_FILE "/dev/null": not a regular file"#,
     },
     BadSetting {
         args: &["--redis-url", "redis//x"],

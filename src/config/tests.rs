@@ -67,6 +67,11 @@ fn acl_rule_is_a_subcommand_whose_rule_follows_the_settings() {
         config.acl_rule.as_deref(),
         Some("resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select")
     );
+    let cluster = load(&["acl-rule", "--redis-url", "rediss+cluster://n1,n2"], &[]).unwrap();
+    assert_eq!(
+        cluster.acl_rule.as_deref(),
+        Some("resetkeys ~contador resetchannels -@all +incr +ping +asking")
+    );
     let message = rejection(&["acl-rule", "--key", "two words"], &[]);
     assert!(
         message.starts_with(r#"invalid --key "two words": "#),
@@ -150,9 +155,41 @@ fn a_rejected_url_never_shows_its_password() {
 }
 
 #[test]
-fn rejects_tls_urls_clearly() {
-    let message = rejection(&["--redis-url", "rediss://redis:6379"], &[]);
-    assert!(message.contains("TLS"), "{message}");
+fn tls_files_follow_the_password_file_rules_and_need_a_tls_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let tls_url = ["--redis-url", "rediss://redis:6380"];
+    let message = rejection(&tls_url, &[("REDIS_TLS_CA_FILE", "/nonexistent/ca.pem")]);
+    assert!(
+        message.starts_with(r#"invalid REDIS_TLS_CA_FILE "/nonexistent/ca.pem": cannot read it"#),
+        "{message}"
+    );
+    let path = dir.path().to_str().unwrap();
+    let pair = [("REDIS_TLS_CERT_FILE", path), ("REDIS_TLS_KEY_FILE", path)];
+    let message = rejection(&tls_url, &pair);
+    assert!(message.contains("not a regular file"), "{message}");
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "hunter2\n").unwrap();
+    let not_pem = not_pem.to_str().unwrap();
+    let message = rejection(&tls_url, &[("REDIS_TLS_CA_FILE", not_pem)]);
+    assert!(message.contains("holds no PEM certificate"), "{message}");
+    let message = rejection(&[], &[("REDIS_TLS_KEY_FILE", not_pem)]);
+    assert!(
+        message.contains("REDIS_TLS_CERT_FILE is not set"),
+        "{message}"
+    );
+    assert!(
+        message.starts_with("invalid REDIS_TLS_KEY_FILE "),
+        "{message}"
+    );
+    let message = rejection(
+        &["--redis-url", "redis://redis"],
+        &[("REDIS_TLS_CA_FILE", not_pem)],
+    );
+    assert!(
+        message.starts_with("invalid REDIS_TLS_CA_FILE "),
+        "{message}"
+    );
+    assert_eq!(load(&tls_url, &[("REDIS_TLS_CA_FILE", "")]).err(), None);
 }
 
 #[test]

@@ -8,9 +8,11 @@
 // Each test crate (worker, faults, sentinel, …) uses its own part of this shared harness.
 #![allow(dead_code)]
 
+pub mod cluster_lab;
 pub mod monitor;
 pub mod net;
 pub mod sentinel_lab;
+pub mod tls_lab;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{TcpListener, TcpStream};
@@ -120,7 +122,7 @@ impl RedisServer {
     pub fn launch(&mut self) {
         assert!(self.process.is_none(), "Redis is already running");
         let log = std::fs::File::create(self.dir.path().join("redis.log")).expect("Redis log");
-        let mut command = Command::new("redis-server");
+        let mut command = Command::new(server_binary());
         if let Kind::Sentinel(config) = &self.kind {
             // The configuration file must come first.
             command.arg(config).arg("--sentinel");
@@ -235,6 +237,12 @@ impl Drop for RedisServer {
             let _ = child.wait();
         }
     }
+}
+
+/// The server the tests run: `redis-server` from `PATH`, unless `COUNTER_WORKER_TEST_SERVER`
+/// names another binary (Valkey, Redict, another Redis version; `scripts/server-matrix`).
+pub fn server_binary() -> String {
+    std::env::var("COUNTER_WORKER_TEST_SERVER").unwrap_or_else(|_| "redis-server".to_owned())
 }
 
 /// The URL of a Redis on this machine's loopback interface.

@@ -1,0 +1,191 @@
+//! Where to reach the key under Redis Cluster, without ever sending an `INCR` twice.
+//!
+//! A cluster splits the keys into 16384 slots, each served by one primary, and answers a
+//! command sent to the wrong node with `MOVED slot host:port` (the slot lives there now) or
+//! `ASK slot host:port` (it is being migrated; try there once). Either reply means the node
+//! did not execute the command, so it is safe to send on. redis-rs's cluster client also
+//! resends a command after an I/O error, when an `INCR` may already have been applied, and
+//! its retry budget is shared with the redirects, so it is not used. Instead a plain
+//! connection serves the worker's usual loop: it goes to the node that last `MOVED` us for
+//! the key (which the worker's loop remembers), or to the first seed node that answers,
+//! and `redirect` follows the replies. After a failover the dead primary's address
+//! fails, a seed answers, and its `MOVED` names the promoted replica.
+
+use std::time::Duration;
+
+use futures_util::future::select_ok;
+use redis::{Client, RedisConnectionInfo, RedisError, RedisResult};
+
+use crate::connection::{self, Connection};
+use crate::node_address::{data_node_login, parse_multi_host};
+use crate::tls::{self, TlsSettings, node_client};
+
+/// The URL scheme that names a cluster's seed nodes.
+pub const SCHEME: &str = "redis+cluster";
+
+/// The same over TLS, to every node.
+pub const TLS_SCHEME: &str = "rediss+cluster";
+
+/// The port of a seed node unless the URL says otherwise.
+pub const DEFAULT_PORT: u16 = 6379;
+
+/// True when `url` names a cluster (with or without TLS).
+pub fn names_cluster(url: &str) -> bool {
+    url.split_once("://")
+        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
+}
+
+/// A cluster node's `host` and `port`.
+pub type NodeAddress = (String, u16);
+
+/// A cluster's seed nodes and how to log in to its nodes.
+///
+/// Built from `redis+cluster://[user:password@]host1[:port],host2[:port],…`.
+#[derive(Clone)]
+pub struct Cluster {
+    seeds: Vec<NodeAddress>,
+    redis: RedisConnectionInfo,
+    tls: Option<TlsSettings>,
+}
+
+impl Cluster {
+    /// Validates a `redis+cluster://` URL; the error is a reason for a person, without the
+    /// URL (which may hold a password).
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "seed node", DEFAULT_PORT)?;
+        if !url.path.is_empty() {
+            return Err("a cluster has only database 0; the URL takes no path".to_owned());
+        }
+        let (seeds, user_info) = (url.nodes, url.user_info);
+        let tls = url.tls.then(TlsSettings::default);
+        Ok(Self {
+            seeds,
+            redis: data_node_login(user_info, "")?,
+            tls,
+        })
+    }
+
+    /// Makes `password` the one for every node, overriding the URL's.
+    pub fn set_redis_password(&mut self, password: &str) {
+        self.redis = self.redis.clone().set_password(password);
+    }
+
+    /// Uses `settings` for TLS to every node; refused when the URL asked for no TLS.
+    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
+        tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
+    }
+
+    /// Credentials and protocol used on every node.
+    pub fn redis_settings(&self) -> &RedisConnectionInfo {
+        &self.redis
+    }
+
+    /// The client for the node at `host:port`, with the cluster's login and TLS.
+    pub fn node(&self, host: &str, port: u16) -> RedisResult<Client> {
+        node_client(host, port, self.redis.clone(), self.tls.as_ref())
+    }
+
+    /// Opens a connection to whichever answers first of `key_owner` (the key's primary
+    /// as far as the caller knows) and the seed nodes: any node of the cluster will
+    /// redirect the `INCR` to the right one. Replies may take `extra_reply_time` beyond
+    /// the standard timeout (see [`connection::open`]).
+    pub async fn connect(
+        &self,
+        extra_reply_time: Duration,
+        key_owner: Option<&NodeAddress>,
+    ) -> RedisResult<Connection> {
+        let nodes = key_owner.into_iter().chain(&self.seeds);
+        let attempts = nodes.map(|(host, port)| {
+            Box::pin(async move {
+                let client = self.node(host, *port)?;
+                connection::open(&client, extra_reply_time)
+                    .await
+                    .map_err(|err| explained(err, host, *port))
+            })
+        });
+        match select_ok(attempts).await {
+            Ok((connection, _slower)) => Ok(connection),
+            // The error of the last node to fail; all of them did.
+            Err(err) => Err(RedisError::from((
+                err.kind(),
+                "no node of the cluster answered",
+                err.to_string(),
+            ))),
+        }
+    }
+}
+
+fn explained(err: RedisError, host: &str, port: u16) -> RedisError {
+    RedisError::from((
+        err.kind(),
+        "a cluster node failed",
+        format!("{host}:{port}: {err}"),
+    ))
+}
+
+/// What a cluster node said instead of executing the command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `MOVED`: the slot lives on this node now.
+    Moved(String, u16),
+    /// `ASK`: the slot is being migrated to this node; send it there once, after `ASKING`.
+    Ask(String, u16),
+}
+
+impl Redirect {
+    /// The redirect in `err`, a reply to a single command or to the first command of a
+    /// pipeline (the `INCR` of `INCR` + `WAIT`); `None` for any other error.
+    pub fn of(err: &RedisError) -> Option<Self> {
+        let errors = err.clone().into_server_errors()?;
+        let (_, first) = errors.iter().find(|(index, _)| *index == 0)?;
+        let mut words = first.details()?.split_ascii_whitespace();
+        let _slot = words.next()?;
+        let (host, port) = words.next()?.rsplit_once(':')?;
+        let (host, port) = (host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?);
+        match first.code() {
+            "MOVED" => Some(Self::Moved(host, port)),
+            "ASK" => Some(Self::Ask(host, port)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_seed_nodes_and_credentials() {
+        let cluster = Cluster::parse("redis+cluster://app:p%40ss@n1,n2:7001,[::1]:7002/").unwrap();
+        assert_eq!(
+            cluster.seeds,
+            [
+                ("n1".to_owned(), DEFAULT_PORT),
+                ("n2".to_owned(), 7001),
+                ("::1".to_owned(), 7002)
+            ]
+        );
+        assert_eq!(cluster.redis_settings().username(), Some("app"));
+        assert_eq!(cluster.redis_settings().password(), Some("p@ss"));
+        assert!(cluster.tls.is_none());
+        assert!(Cluster::parse("rediss+cluster://n1").unwrap().tls.is_some());
+    }
+
+    #[test]
+    fn rejects_incomplete_urls_with_a_reason() {
+        let cases = [
+            ("redis+cluster://", "no seed node"),
+            ("redis+cluster://n1,,n2", "empty entry"),
+            ("redis+cluster://n1:port", "not host[:port]"),
+            ("redis+cluster://n1/1", "only database 0"),
+            ("redis+cluster://n1?protocol=resp3", "query"),
+            ("redis://n1", "must start with"),
+        ];
+        for (url, reason) in cases {
+            let err = Cluster::parse(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(err.contains(reason), "{url}: {err}");
+        }
+    }
+}

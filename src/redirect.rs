@@ -1,0 +1,78 @@
+//! Following a Redis Cluster's `MOVED` and `ASK` for the tick's `INCR`, on the same tick, so
+//! that a resharding or a failover costs no count and no `INCR` is ever sent twice.
+//!
+//! Only a redirect reply is followed: the node that gave it did not execute the command
+//! (see `cluster`). After `MOVED` the worker's connection is replaced by one to the named
+//! node, which the caller remembers as the key's primary; after `ASK` the command goes once to the
+//! named node after `ASKING`, on a connection of its own, and the usual one stays (the slot
+//! is still the old node's until the migration ends). Anything else, an I/O error or a
+//! timeout above all, is returned as it is: the worker then treats the `INCR` as of unknown
+//! outcome and never resends it. If the named node cannot be reached, nothing was sent
+//! there, and the redirect itself is returned: a refusal, retried on the next tick.
+
+use std::time::Duration;
+
+use redis::RedisResult;
+use redis::aio::MultiplexedConnection;
+use tracing::{debug, info, warn};
+
+use crate::cluster::{Cluster, NodeAddress, Redirect};
+use crate::connection::{self, Connection};
+
+/// The most redirects followed for one command: a slot moves once at a time, so more
+/// means a cluster that disagrees with itself, and the tick gives up.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// Runs `send` on `connection`, then on the nodes of `cluster` that redirects name;
+/// `extra_reply_time` is what a new connection's reply timeout allows for besides the
+/// standard one, as in [`connection::open`]. A `MOVED` that names a node other than
+/// `key_owner` makes it the new `key_owner`.
+pub async fn following_redirects<T>(
+    cluster: &Cluster,
+    connection: &mut Connection,
+    key_owner: &mut Option<NodeAddress>,
+    extra_reply_time: Duration,
+    send: impl AsyncFn(&mut MultiplexedConnection) -> RedisResult<T>,
+) -> RedisResult<T> {
+    let mut result = send(connection.redis()).await;
+    for _ in 0..MAX_REDIRECTS {
+        let Some(redirect) = result.as_ref().err().and_then(Redirect::of) else {
+            break;
+        };
+        let (Redirect::Moved(host, port) | Redirect::Ask(host, port)) = &redirect;
+        let node_name = format!("{host}:{port}");
+        let mut there = match cluster.node(host, *port) {
+            Ok(node) => match connection::open(&node, extra_reply_time).await {
+                Ok(there) => there,
+                Err(err) => {
+                    warn!(node = %node_name, error = %err, "cannot reach the node a cluster redirect names; the INCR was not sent there");
+                    break;
+                }
+            },
+            Err(err) => {
+                warn!(node = %node_name, error = %err, "cannot use the node a cluster redirect names");
+                break;
+            }
+        };
+        result = match &redirect {
+            Redirect::Moved(host, port) => {
+                let owner = (host.clone(), *port);
+                if key_owner.as_ref() != Some(&owner) {
+                    *key_owner = Some(owner);
+                    info!(node = %node_name, "the key's slot is served by {node_name} (MOVED); sending there");
+                }
+                *connection = there;
+                send(connection.redis()).await
+            }
+            Redirect::Ask(..) => {
+                debug!(node = %node_name, "the key's slot is migrating (ASK); sending there once after ASKING");
+                if let Err(err) = redis::cmd("ASKING").query_async::<()>(there.redis()).await {
+                    warn!(node = %node_name, error = %err, "the node an ASK names did not take ASKING; the INCR was not sent there");
+                    break;
+                }
+                send(there.redis()).await
+            }
+        };
+    }
+    result
+}

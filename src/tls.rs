@@ -1,0 +1,294 @@
+//! TLS to Redis: which certificates a `rediss://` connection trusts and shows, read and
+//! checked before the first connection, and the crypto provider it needs.
+//!
+//! Managed Redis services require TLS, so it is never a weaker connection in disguise: the
+//! server's certificate and host name are always verified, by default against Mozilla's
+//! root certificates compiled into the binary (the distroless image has no `/etc/ssl`),
+//! or against the private CA in `REDIS_TLS_CA_FILE`, which then replaces them. There is no
+//! opt-out. `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` give a client certificate for
+//! mutual TLS. Each file follows the password file's rules and is parsed at start, so a
+//! wrong file is a one-line configuration error, not a failed handshake on every tick.
+//!
+//! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
+//! it panics; every TLS client is built through [`client`], which installs ring's first.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use redis::{
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    RedisConnectionInfo, RedisError, RedisResult, TlsCertificates,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{ClientConfig, RootCertStore};
+
+use crate::setting_file;
+
+/// The variable naming a PEM file of CA certificates to trust instead of Mozilla's roots.
+pub const CA_FILE_ENV: &str = "REDIS_TLS_CA_FILE";
+
+/// The variable naming the PEM client certificate (chain) for mutual TLS.
+pub const CERT_FILE_ENV: &str = "REDIS_TLS_CERT_FILE";
+
+/// The variable naming the PEM private key of that client certificate.
+pub const KEY_FILE_ENV: &str = "REDIS_TLS_KEY_FILE";
+
+/// The largest certificate or key file read: room for a full CA bundle, not for mistakes.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// What a TLS connection trusts and shows; the default trusts Mozilla's roots and shows
+/// no client certificate.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    certificates: Option<TlsCertificates>,
+}
+
+/// A TLS file that cannot be used: which setting, the path it gave, and why.
+#[derive(Debug, PartialEq, Eq)]
+pub struct FileError {
+    /// The environment variable that named the file.
+    pub setting: &'static str,
+    /// The path it holds.
+    pub path: String,
+    /// What is wrong with the file, for a person.
+    pub reason: String,
+}
+
+impl TlsSettings {
+    /// Reads and checks the files that `path_of` gives for [`CA_FILE_ENV`],
+    /// [`CERT_FILE_ENV`] and [`KEY_FILE_ENV`] (`None` or empty: not set); `None` when none
+    /// is set, so the caller can refuse them for a URL without TLS.
+    pub fn from_files(
+        path_of: impl Fn(&'static str) -> Option<String>,
+    ) -> Result<Option<Self>, FileError> {
+        let path_of = |setting| path_of(setting).filter(|path| !path.is_empty());
+        let (ca, cert, key) = (
+            path_of(CA_FILE_ENV),
+            path_of(CERT_FILE_ENV),
+            path_of(KEY_FILE_ENV),
+        );
+        if ca.is_none() && cert.is_none() && key.is_none() {
+            return Ok(None);
+        }
+        let root_cert = ca.map(|path| read_roots(&path)).transpose()?;
+        let client_tls = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(read_identity(&cert, &key)?),
+            (Some(path), None) => return Err(missing_pair(CERT_FILE_ENV, path, KEY_FILE_ENV)),
+            (None, Some(path)) => return Err(missing_pair(KEY_FILE_ENV, path, CERT_FILE_ENV)),
+        };
+        Ok(Some(Self {
+            certificates: Some(TlsCertificates {
+                client_tls,
+                root_cert,
+            }),
+        }))
+    }
+
+    /// The client for `info`, whose address must be a TLS one.
+    fn client(&self, info: ConnectionInfo) -> RedisResult<Client> {
+        install_crypto_provider();
+        match &self.certificates {
+            Some(certificates) => Client::build_with_tls(info, certificates.clone()),
+            None => Client::open(info),
+        }
+    }
+}
+
+/// Puts `settings` into `tls`, the TLS of a URL naming several servers: `Some` when the
+/// URL asked for TLS. Refused for a URL without it, where the files would be silently
+/// ignored; the error suggests `tls_scheme`.
+pub fn use_settings(
+    tls: &mut Option<TlsSettings>,
+    settings: &TlsSettings,
+    tls_scheme: &str,
+) -> Result<(), String> {
+    let tls = tls.as_mut().ok_or_else(|| not_a_tls_url(tls_scheme))?;
+    *tls = settings.clone();
+    Ok(())
+}
+
+/// The refusal of TLS files for a URL without TLS; `suggested` names the TLS form.
+pub fn not_a_tls_url(suggested: &str) -> String {
+    format!("TLS files are set (REDIS_TLS_*_FILE), but the URL does not use TLS; use {suggested}")
+}
+
+/// The client for one node at `host:port`, logging in with `settings`, over TLS with
+/// `tls` when given, else over plain TCP.
+///
+/// Every connection to a node whose address was learnt at run time (a master named by
+/// the sentinels, a cluster node a redirect names) is built here, so it uses the same
+/// transport as the URL said.
+pub fn node_client(
+    host: &str,
+    port: u16,
+    settings: RedisConnectionInfo,
+    tls: Option<&TlsSettings>,
+) -> RedisResult<Client> {
+    let host = host.to_owned();
+    let Some(tls) = tls else {
+        let info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
+        return Client::open(info.set_redis_settings(settings));
+    };
+    let address = ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure: false,
+        tls_params: None,
+    };
+    tls.client(address.into_connection_info()?.set_redis_settings(settings))
+}
+
+/// The client for a parsed `rediss://` or `valkeys://` URL.
+///
+/// The only switch such a URL has, `#insecure`, turns verification off, and is refused:
+/// verification is never off.
+pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, String> {
+    if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
+        return Err(
+            "#insecure would turn off certificate verification, which this worker never \
+             does; trust a private CA with REDIS_TLS_CA_FILE instead"
+                .to_owned(),
+        );
+    }
+    tls.client(info).map_err(|err| err.to_string())
+}
+
+/// Makes ring the process's crypto provider, once; later calls change nothing.
+///
+/// redis-rs's rustls panics at the first handshake without one, and would also panic if
+/// two providers were compiled in and none chosen.
+pub fn install_crypto_provider() {
+    // An error only says a provider is installed already, which is what is wanted.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// True when a TLS handshake failed on a certificate (an unknown CA, a wrong host name, an
+/// expired certificate, a client certificate missing or refused): only a person can fix
+/// that, so it is a refusal, like a wrong password.
+///
+/// redis-rs keeps rustls's error only as text inside an I/O error; these are the words
+/// rustls starts each of these errors with.
+pub fn is_certificate_refusal(err: &RedisError) -> bool {
+    const MARKERS: [&str; 4] = [
+        "invalid peer certificate",
+        "received fatal alert",
+        "peer sent no certificates",
+        "peer is incompatible",
+    ];
+    let text = err.to_string();
+    MARKERS.iter().any(|marker| text.contains(marker))
+}
+
+fn read_pem(setting: &'static str, path: &str) -> Result<Vec<u8>, FileError> {
+    setting_file::read(Path::new(path), MAX_FILE_BYTES, "PEM certificates or a key")
+        .map_err(|reason| file_error(setting, path, reason))
+}
+
+fn file_error(setting: &'static str, path: &str, reason: impl Into<String>) -> FileError {
+    FileError {
+        setting,
+        path: path.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+fn missing_pair(given: &'static str, path: String, missing: &'static str) -> FileError {
+    FileError {
+        setting: given,
+        path,
+        reason: format!(
+            "{missing} is not set; a client certificate needs its key and the key its certificate"
+        ),
+    }
+}
+
+/// The certificates in the PEM file `setting` names; at least one.
+fn certificates(
+    setting: &'static str,
+    path: &str,
+    pem: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, FileError> {
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| file_error(setting, path, format!("not PEM certificates: {err}")))?;
+    if certificates.is_empty() {
+        return Err(file_error(
+            setting,
+            path,
+            "holds no PEM certificate (BEGIN CERTIFICATE)",
+        ));
+    }
+    Ok(certificates)
+}
+
+/// The CA file's PEM bytes, once every certificate in it is a usable trust anchor.
+fn read_roots(path: &str) -> Result<Vec<u8>, FileError> {
+    let pem = read_pem(CA_FILE_ENV, path)?;
+    let mut roots = RootCertStore::empty();
+    for certificate in certificates(CA_FILE_ENV, path, &pem)? {
+        roots
+            .add(certificate)
+            .map_err(|err| file_error(CA_FILE_ENV, path, format!("not a CA certificate: {err}")))?;
+    }
+    Ok(pem)
+}
+
+/// The client certificate and key, once rustls accepts them as a pair.
+fn read_identity(cert_path: &str, key_path: &str) -> Result<ClientTlsConfig, FileError> {
+    let client_cert = read_pem(CERT_FILE_ENV, cert_path)?;
+    let chain = certificates(CERT_FILE_ENV, cert_path, &client_cert)?;
+    let client_key = read_pem(KEY_FILE_ENV, key_path)?;
+    let key = PrivateKeyDer::from_pem_slice(&client_key).map_err(|err| {
+        file_error(
+            KEY_FILE_ENV,
+            key_path,
+            format!("holds no PEM private key: {err}"),
+        )
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|err| file_error(KEY_FILE_ENV, key_path, err.to_string()))?
+        .with_root_certificates(RootCertStore::empty())
+        .with_client_auth_cert(chain, key)
+        .map_err(|err| {
+            file_error(
+                KEY_FILE_ENV,
+                key_path,
+                format!("does not fit the certificate in {CERT_FILE_ENV}: {err}"),
+            )
+        })?;
+    Ok(ClientTlsConfig {
+        client_cert,
+        client_key,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn as_redis_error(err: rustls::Error) -> RedisError {
+        // As tokio-rustls hands it to redis-rs.
+        RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, err))
+    }
+
+    #[test]
+    fn certificate_failures_are_refusals_and_transport_failures_are_not() {
+        use rustls::{AlertDescription, CertificateError};
+        for refusal in [
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            rustls::Error::InvalidCertificate(CertificateError::Expired),
+            rustls::Error::InvalidCertificate(CertificateError::NotValidForName),
+            rustls::Error::AlertReceived(AlertDescription::CertificateRequired),
+            rustls::Error::NoCertificatesPresented,
+        ] {
+            let shown = refusal.to_string();
+            assert!(is_certificate_refusal(&as_redis_error(refusal)), "{shown}");
+        }
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert!(!is_certificate_refusal(&RedisError::from(reset)));
+    }
+}

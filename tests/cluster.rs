@@ -1,0 +1,154 @@
+//! Redis Cluster: three primaries and three replicas on loopback, real processes joined by
+//! `redis-cli --cluster create`. The worker finds the key's primary through the cluster's
+//! redirects, rides a failover and a resharding of the key's slot, and never sends an
+//! `INCR` twice: Redis's value is always the logged counts plus the applied unknowns.
+
+mod support;
+
+use std::thread;
+use std::time::Duration;
+
+use support::cluster_lab::{CLUSTER_PATIENCE, ClusterLab};
+use support::tls_lab::Certificates;
+use support::{Worker, fast_worker, run_to_exit};
+
+const KEY: &str = "contador";
+
+/// Stops `worker` and returns its logged counts, checked to rise by one each time when
+/// `consecutive`, else only to rise.
+fn stop_and_count(worker: &mut Worker, consecutive: bool) -> Vec<i64> {
+    worker.signal(libc::SIGTERM);
+    assert_eq!(
+        worker.wait_for_exit().code(),
+        Some(0),
+        "{}",
+        worker.output()
+    );
+    let counts = worker.counts();
+    let output = worker.output();
+    for pair in counts.windows(2) {
+        let step = pair[1] - pair[0];
+        let ok = if consecutive { step == 1 } else { step >= 1 };
+        assert!(ok, "counts {pair:?} in {counts:?}:\n{output}");
+    }
+    counts
+}
+
+#[test]
+fn counts_on_the_primary_that_serves_the_key_and_checks_health() {
+    let lab = ClusterLab::start();
+    let mut worker = fast_worker(&lab.url(), &[]);
+    worker.wait_for_count(5);
+    let (status, _, stderr) = run_to_exit(&["healthcheck"], &[("REDIS_URL", &lab.url())]);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let counts = stop_and_count(&mut worker, true);
+    assert_eq!(lab.counter(KEY), counts.last().copied());
+    assert_eq!(counts[0], 1);
+}
+
+#[test]
+fn a_killed_primary_is_replaced_and_no_acknowledged_count_is_lost() {
+    let mut lab = ClusterLab::start();
+    let mut worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
+    worker.wait_for_count(5);
+    let owner = lab.owner_of(KEY);
+    lab.node_mut(owner).kill();
+    let promoted = lab.wait_for_new_owner(KEY, owner);
+    let served = format!("the key's slot is served by 127.0.0.1:{promoted}");
+    let (after, _) = worker.wait_for_line_within(CLUSTER_PATIENCE, 0, &[&served]);
+    worker.wait_for_line_after(after, &["Contador atual: "]);
+    // Only rising: a count lost on the way would make the promoted replica count lower.
+    let counts = stop_and_count(&mut worker, false);
+    let output = worker.output();
+    let unknowns = output.matches(r#"outcome="unknown""#).count() as i64;
+    let stored = lab
+        .counter(KEY)
+        .expect("the counter on the promoted replica");
+    let last = *counts.last().unwrap();
+    assert!(
+        stored - last <= unknowns && stored >= last,
+        "{stored} vs {last}:\n{output}"
+    );
+    assert!(unknowns <= 1, "one kill, at most one unknown:\n{output}");
+}
+
+#[test]
+fn a_slot_migrated_while_counting_loses_and_doubles_nothing() {
+    let lab = ClusterLab::start();
+    let mut worker = fast_worker(&lab.url(), &[("RUST_LOG", "counter_worker=debug")]);
+    worker.wait_for_count(5);
+    let from = lab.owner_of(KEY);
+    // While the key is on the new node and the slot still the old one's, the old node
+    // answers ASK: counting goes on through the new node.
+    let mut counted_meanwhile = 0;
+    let to = lab.migrate_slot_of(KEY, || {
+        let before = worker.counts().len();
+        thread::sleep(Duration::from_secs(1));
+        counted_meanwhile = worker.counts().len() - before;
+    });
+    assert!(
+        counted_meanwhile >= 3,
+        "{counted_meanwhile} counts in 1 s of migration"
+    );
+    assert_ne!(from, to);
+    let served = format!("the key's slot is served by 127.0.0.1:{to}");
+    let (moved, _) = worker.wait_for_line_after(0, &[&served]);
+    worker.wait_for_line_after(moved, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, true);
+    let output = worker.output();
+    assert!(
+        output.contains("(ASK)"),
+        "no INCR went through ASK:\n{output}"
+    );
+    assert!(!output.contains(r#"outcome="unknown""#), "{output}");
+    assert_eq!(lab.counter(KEY), counts.last().copied(), "{output}");
+}
+
+#[test]
+fn a_frozen_primary_costs_one_unknown_outcome_never_resent() {
+    let lab = ClusterLab::start();
+    let mut worker = fast_worker(&lab.url(), &[]);
+    worker.wait_for_count(3);
+    let owner = lab.owner_of(KEY);
+    // Longer than the worker's 2 s reply timeout, shorter than the 5 s node timeout.
+    lab.node(owner).signal(libc::SIGSTOP);
+    worker.wait_for_line(&[r#"outcome="unknown""#]);
+    thread::sleep(Duration::from_millis(1_500));
+    lab.node(owner).signal(libc::SIGCONT);
+    let (resolved, verdict) = worker.wait_for_line_after(0, &["the INCR of unknown outcome"]);
+    worker.wait_for_line_after(resolved, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, false);
+    let output = worker.output();
+    assert_eq!(
+        output.matches(r#"outcome="unknown""#).count(),
+        1,
+        "{output}"
+    );
+    let applied = i64::from(verdict.contains("was applied"));
+    let stored = lab.counter(KEY).unwrap();
+    assert_eq!(stored, counts.len() as i64 + applied, "{output}");
+    assert_eq!(stored, *counts.last().unwrap(), "{output}");
+}
+
+#[test]
+fn counts_over_tls_on_every_node_and_follows_redirects_to_tls_ports() {
+    let certificates = Certificates::make();
+    let lab = ClusterLab::start_over_tls(&certificates);
+    let ca = certificates.path("ca.pem");
+    let mut worker = fast_worker(&lab.tls_url(), &[("REDIS_TLS_CA_FILE", &ca)]);
+    worker.wait_for_count(5);
+    let to = lab.migrate_slot_of(KEY, || thread::sleep(Duration::from_millis(500)));
+    let (moved, line) = worker.wait_for_line_after(0, &["the key's slot is served by 127.0.0.1:"]);
+    let node = line
+        .split("served by ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next());
+    // The redirect named the node's TLS port, as Redis does for a TLS client.
+    assert!(
+        node.is_some_and(|node| lab.tls_url().contains(node)),
+        "{line}"
+    );
+    worker.wait_for_line_after(moved, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, true);
+    assert_eq!(lab.node(to).counter(KEY), counts.last().copied(), "{line}");
+}
