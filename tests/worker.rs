@@ -295,8 +295,8 @@ const BAD_SETTINGS: &[BadSetting] = &[
     },
     BadSetting {
         args: &[],
-        env: &[("REDIS_URL", "rediss://redis")],
-        says: "TLS",
+        env: &[("REDIS_URL", "rediss://redis/#insecure")],
+        says: "certificate verification",
     },
     BadSetting {
         args: &["--redis-url", "redis//x"],
