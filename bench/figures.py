@@ -197,8 +197,8 @@ def rss_budget(reading: RssReading) -> Budget:
     return Budget(f"plain `redis://` idle RSS ≤ {RSS_BUDGET_MIB:g} MiB", mib(reading.kib), met,
                   f"{mib(reading.file_kib)} of it is pages of the binary's file: its code "
                   f"({mib(reading.code_size_kib)}, TLS and Cluster code included) is "
-                  f"{reading.code_kib / reading.code_size_kib:.0%} resident though a "
-                  "`redis://` worker runs little of it, so RSS tracks the code's size (6a)")
+                  f"{reading.code_kib / reading.code_size_kib:.0%} resident, so RSS tracks "
+                  "the code's size (6a)")
 
 
 # 3 ------------------------------------------------------------------------------
