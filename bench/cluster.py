@@ -14,7 +14,8 @@ import statistics
 import subprocess
 import time
 
-from failover import COUNTS_BEFORE_KILL, FAILOVER_CAP_S, INTERVAL_MS, SETTLE_S, Lab, logged_counts
+from failover import (COUNTS_BEFORE_KILL, INTERVAL_MS, SETTLE_S, Lab, first_incr_after_kill,
+                      logged_counts)
 from figures import Bench
 from harness import WORK, BenchError, run
 from redis_side import RedisServer, unused_port
@@ -119,17 +120,9 @@ def cluster_once(bench: Bench, run_no: int) -> tuple[float, int, int]:
         if held is None:
             raise BenchError(f"the cluster was down {SETTLE_S:g} s after the kill, before the "
                              f"node timeout ({NODE_TIMEOUT_MS} ms)")
-        while True:
-            now = time.monotonic()
-            if (replica_count(replica, key) or 0) > held:
-                break
-            if proc.poll() is not None:
-                raise BenchError(f"counter-worker exited ({proc.returncode}) during the "
-                                 f"failover; see {bench.procs.log_of(proc)}")
-            if now > killed_at + FAILOVER_CAP_S:
-                raise BenchError(f"no INCR on the promoted replica within {FAILOVER_CAP_S:g} s "
-                                 f"of the kill; see {bench.procs.log_of(proc)}")
-            time.sleep(0.001)
+        now = first_incr_after_kill(bench, proc, killed_at,
+                                    lambda: (replica_count(replica, key) or 0) > held,
+                                    "the promoted replica")
         if "role:master" not in replica.call("INFO", "replication"):
             raise BenchError("the replica's value grew, but it is not a primary")
         last = logged[-1] if logged else 0
@@ -169,5 +162,6 @@ def method(repeats: int) -> list[str]:
         "the node timeout, so no failover yet) the replica's value is read (`READONLY`, "
         "`GET`), then polled every millisecond until it grows; the replica must then report "
         "`role:master`. Logged counts lost as in 10. "
-        f"{repeats} run{'s' if repeats > 1 else ''}{', median with min–max' if repeats > 1 else ''}.",
+        f"{repeats} run{'s' if repeats > 1 else ''}"
+        f"{', median with min–max' if repeats > 1 else ''}.",
     ]

@@ -120,24 +120,17 @@ def drop_once(bench: Bench, station: Station) -> Drop:
     (`CLIENT KILL`, every client but the harness's own), and times the next INCR."""
     redis, key, interval = station.redis, station.key, DROP_INTERVAL_MS / 1000
 
-    def next_incr(after: int, deadline: float) -> tuple[float, int]:
-        while (count := redis.count(key)) <= after:
-            if station.proc.poll() is not None:
-                raise BenchError(f"{station.worker.name} exited ({station.proc.returncode}); "
-                                 f"see {bench.procs.log_of(station.proc)}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"{station.worker.name} made no INCR within "
-                                 f"{3 * interval + 5:g} s; see {bench.procs.log_of(station.proc)}")
-            time.sleep(0.0005)
-        return time.monotonic(), count
+    def next_incr(after: int) -> tuple[float, int]:
+        bench.wait_count(station.proc, key, after + 1, 3 * interval + 5, redis=redis)
+        return time.monotonic(), redis.count(key)
 
-    ticked, count = next_incr(redis.count(key), time.monotonic() + 3 * interval + 5)
+    ticked, count = next_incr(redis.count(key))
     time.sleep(max(0.0, ticked + interval / 2 - time.monotonic()))
     dropped_at = time.monotonic()
     killed = redis.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
     if not killed:
         raise BenchError(f"{station.worker.name} had no connection to Redis to drop")
-    seen, _ = next_incr(count, dropped_at + 3 * interval + 5)
+    seen, _ = next_incr(count)
     slots = round((seen - ticked) / interval)
     return Drop(seen - dropped_at, slots - 1, seen - ticked - slots * interval)
 

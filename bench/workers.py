@@ -110,9 +110,10 @@ def install_and_build() -> Workers:
         raise BenchError("run as root: SIGTERM is measured in a new PID namespace, and "
                          "connection attempts with a packet socket")
     apt_install("redis-server", shutil.which("redis-server") is not None)
-    for tool in ("unshare", "readelf", "gcc"):
+    for tool in ("unshare", "readelf", "gcc", "openssl", "redis-cli"):
         if not shutil.which(tool):
-            raise BenchError(f"`{tool}` is missing (Debian: util-linux, binutils, gcc)")
+            raise BenchError(f"`{tool}` is missing (Debian: util-linux, binutils, gcc, "
+                             "openssl, redis-tools)")
     apt_install("libhiredis-dev", static_hiredis() is not None)
     if static_hiredis() is None:
         raise BenchError("libhiredis-dev is installed but has no static libhiredis.a")
