@@ -47,8 +47,8 @@ class Commands:
                              shlex.join(map(str, argv))]))
         # Runs differ only by their key (bench:start-0, bench:start-1, …) and Redis port.
         line = re.sub(r"(bench:[a-z]+)-\S+", r"\1-N", line)
-        line = re.sub(r"((?:--port |--tls-port |127\.0\.0\.1:|127\.0\.0\.1 |REDIS_PORT=))\d+",
-                      r"\1PORT", line)
+        line = re.sub(r"((?:--port |--tls-port |--cluster-port |127\.0\.0\.1:|127\.0\.0\.1 "
+                      r"|REDIS_PORT=))\d+", r"\1PORT", line)
         lines = self.sections.setdefault(section, [])
         if line not in lines:
             lines.append(line)
