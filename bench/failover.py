@@ -16,6 +16,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from figures import Bench
 from harness import WORK, BenchError
@@ -114,6 +115,23 @@ def logged_counts(log: Path) -> list[int]:
     return [int(m[1]) for m in COUNT_LINE.finditer(log.read_text(errors="replace"))]
 
 
+def first_incr_after_kill(bench: Bench, proc: subprocess.Popen, killed_at: float,
+                          grown: Callable[[], bool], where: str) -> float:
+    """Polls `grown` every millisecond until it holds; returns that moment. Stops the run
+    if the worker exits or nothing grows within the cap from the kill."""
+    while True:
+        now = time.monotonic()
+        if grown():
+            return now
+        if proc.poll() is not None:
+            raise BenchError(f"counter-worker exited ({proc.returncode}) during the "
+                             f"failover; see {bench.procs.log_of(proc)}")
+        if now > killed_at + FAILOVER_CAP_S:
+            raise BenchError(f"no INCR on {where} within {FAILOVER_CAP_S:g} s of the "
+                             f"kill; see {bench.procs.log_of(proc)}")
+        time.sleep(0.001)
+
+
 def failover_once(bench: Bench, run_no: int) -> Failover:
     lab = Lab(bench)
     proc: subprocess.Popen | None = None
@@ -144,17 +162,9 @@ def failover_once(bench: Bench, run_no: int) -> Failover:
         # Past the most either held, as a replica that lagged catches up when it resyncs;
         # Sentinel promotes the replica that has the most of the master's data.
         before = max(held.values())
-        while True:
-            now = time.monotonic()
-            if any(r.count(key) > before for r in lab.replicas):
-                break
-            if proc.poll() is not None:
-                raise BenchError(f"counter-worker exited ({proc.returncode}) during the "
-                                 f"failover; see {bench.procs.log_of(proc)}")
-            if now > killed_at + FAILOVER_CAP_S:
-                raise BenchError(f"no INCR on a new master within {FAILOVER_CAP_S:g} s of the "
-                                 f"kill; see {bench.procs.log_of(proc)}")
-            time.sleep(0.001)
+        now = first_incr_after_kill(
+            bench, proc, killed_at, lambda: any(r.count(key) > before for r in lab.replicas),
+            "a new master")
         promoted = [r for r in lab.replicas if r.call("ROLE")[0] == "master"]
         if len(promoted) != 1 or promoted[0].count(key) <= held[promoted[0].port]:
             raise BenchError("a replica's value grew, but no single new master holds it")

@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import (CLK_TCK, COMMANDS, BenchError, Procs, child_of, cpu_seconds, output, rel,
-                     rss_kib, run)
+from harness import (CLK_TCK, COMMANDS, BenchError, Procs, child_of, code_kib, cpu_seconds,
+                     output, rel, rss_kib, run)
 from redis_side import Monitor, RedisServer
-from report import Goal, Row, mb, mib, ms, ratio, signed_ms, us
+from report import Budget, Goal, Row, mb, mib, ms, ratio, signed_ms, us
 from workers import VENV, Worker, Workers
 
 IMAGE = "counter-worker:bench"  # built by this run from the measured binary; a tag of its own
@@ -64,6 +64,8 @@ class Bench:
     redis: RedisServer  # the one Redis of the steady-state figures
     workers: Workers
     notes: set[str] = field(default_factory=set)  # the last line of each crashed worker
+    # Readings later figures compare with (e.g. over TLS against redis://), by figure.
+    taken: dict[str, dict[Worker, float]] = field(default_factory=dict)
 
     def launch(self, worker: Worker, label: str, interval_ms: int, section: str,
                redis: RedisServer | None = None,
@@ -71,7 +73,10 @@ class Bench:
         redis = redis or self.redis
         key = worker.key(label)
         redis.call("DEL", key)
-        argv, env = worker.command(redis.port, key, interval_ms)
+        port = redis.port if worker.tls_ca is None else redis.tls_port
+        if port is None:
+            raise BenchError(f"{worker.name} needs a Redis with a TLS port")
+        argv, env = worker.command(port, key, interval_ms)
         return self.procs.start(f"{worker.short}-{label}", [*wrapper, *argv], env, section), key
 
     def wait_count(self, proc: subprocess.Popen, key: str, at_least: int, timeout: float,
@@ -147,23 +152,53 @@ def startup(bench: Bench) -> Row:
 # 2 ------------------------------------------------------------------------------
 def rss(bench: Bench) -> Row:
     """Figure 2: resident memory of an idle worker, what each replica costs a node."""
-    kib, file_kib = {}, {}
-    for worker in bench.workers.all():
-        proc, key = bench.launch(worker, "rss", RSS_INTERVAL_MS, "2. idle RSS")
-        bench.wait_count(proc, key, 10, timeout=10)
-        time.sleep(RSS_INTERVAL_MS / 2000)  # halfway to the next tick: idle
-        kib[worker], file_kib[worker] = rss_kib(proc.pid)
-        bench.procs.stop(proc)
-
-    def shown(w: Worker) -> str:
-        return f"{mib(kib[w])} ({file_kib[w] / kib[w]:.0%} file pages)"
-
+    taken = {worker: idle_rss(bench, worker, "2. idle RSS") for worker in bench.workers.all()}
+    kib = {worker: r.kib for worker, r in taken.items()}
+    bench.taken["rss"] = kib
     w = bench.workers
     return Row("2", f"Idle RSS after 10 ticks (VmRSS, {RSS_INTERVAL_MS} ms interval)",
-               *w.cells(shown), *both_ratios(bench, kib),
+               *w.cells(lambda worker: taken[worker].shown()), *both_ratios(bench, kib),
                goal("idle RSS", 2.5, bench, kib,
                     "most of counter-worker's idle RSS is its binary's own pages mapped from "
-                    "the file (2), so RSS follows the binary's size (6a)"))
+                    "the file (2), so RSS follows the binary's size (6a)"),
+               (rss_budget(taken[w.counter]),))
+
+
+@dataclass(frozen=True)
+class RssReading:
+    """An idle worker's memory, in KiB."""
+
+    kib: int  # VmRSS
+    file_kib: int  # RssFile: resident pages of mapped files
+    code_kib: int  # the resident part of its program's executable mapping
+    code_size_kib: int  # that mapping's size
+
+    def shown(self) -> str:
+        return f"{mib(self.kib)} ({self.file_kib / self.kib:.0%} file pages)"
+
+
+def idle_rss(bench: Bench, worker: Worker, section: str,
+             redis: RedisServer | None = None) -> RssReading:
+    """The memory of `worker` halfway between its 10th and 11th tick."""
+    proc, key = bench.launch(worker, "rss", RSS_INTERVAL_MS, section, redis=redis)
+    bench.wait_count(proc, key, 10, timeout=10, redis=redis)
+    time.sleep(RSS_INTERVAL_MS / 2000)  # halfway to the next tick: idle
+    reading = RssReading(*rss_kib(proc.pid), *code_kib(proc.pid))
+    bench.procs.stop(proc)
+    return reading
+
+
+RSS_BUDGET_MIB = 2.7  # issue 17: a plain redis:// worker with TLS and Cluster built in
+
+
+def rss_budget(reading: RssReading) -> Budget:
+    """A plain `redis://` worker's idle RSS, with TLS and Cluster compiled in, ≤ 2.7 MiB."""
+    met = reading.kib / 1024 <= RSS_BUDGET_MIB
+    return Budget(f"plain `redis://` idle RSS ≤ {RSS_BUDGET_MIB:g} MiB", mib(reading.kib), met,
+                  f"{mib(reading.file_kib)} of it is pages of the binary's file: its code "
+                  f"({mib(reading.code_size_kib)}, TLS and Cluster code included) is "
+                  f"{reading.code_kib / reading.code_size_kib:.0%} resident, so RSS tracks "
+                  "the code's size (6a)")
 
 
 # 3 ------------------------------------------------------------------------------
@@ -175,10 +210,14 @@ class CpuReading:
     kernel_share: float
     ticks: int
 
+    def resolution(self) -> float:
+        """One clock tick over the window, per tick: what the reading cannot tell apart."""
+        return 1 / CLK_TCK / self.ticks
+
     def shown(self) -> str:
         if self.zero:
             return f"< {us(self.per_tick)} ({self.ticks} ticks)"
-        step = 1 / CLK_TCK / self.ticks  # one clock tick over the window: the resolution
+        step = self.resolution()
         return (f"{us(self.per_tick)} ± {us(step)} ({self.kernel_share:.0%} in the kernel; "
                 f"{self.ticks} ticks)")
 
@@ -186,21 +225,9 @@ class CpuReading:
 def cpu(bench: Bench) -> Row:
     """Figure 3: CPU time per tick, what a short interval costs."""
     interval = bench.plan.cpu_interval_ms
-    reading: dict[Worker, CpuReading] = {}
-    for worker in bench.workers.all():
-        proc, key = bench.launch(worker, "cpu", interval, "3. CPU per tick")
-        bench.wait_count(proc, key, 20, timeout=10)  # start-up is not a tick's cost
-        (user0, sys0), n0 = cpu_seconds(proc.pid), bench.redis.count(key)
-        time.sleep(bench.plan.cpu_window_s)
-        (user1, sys1), n1 = cpu_seconds(proc.pid), bench.redis.count(key)
-        bench.procs.stop(proc)
-        ticks = n1 - n0
-        if ticks <= 0:
-            raise BenchError(f"{worker.name} made no INCR while its CPU time was counted")
-        used = user1 - user0 + sys1 - sys0
-        # A reading of 0 clock ticks gives an upper bound, not a value.
-        reading[worker] = CpuReading(max(used, 1 / CLK_TCK) / ticks, used == 0,
-                                     (sys1 - sys0) / used if used else 0.0, ticks)
+    reading = {worker: cpu_reading(bench, worker, "3. CPU per tick")
+               for worker in bench.workers.all()}
+    bench.taken["cpu"] = {worker: r.per_tick for worker, r in reading.items()}
     w = bench.workers
     seed, counter, floor = reading[w.seed], reading[w.counter], reading[w.floor]
     vs_seed = "—" if seed.zero else ratio(seed.per_tick, counter.per_tick,
@@ -214,7 +241,55 @@ def cpu(bench: Bench) -> Row:
                goal("CPU per tick", 2, bench, per_tick,
                     "each tick goes through tokio's timer and epoll reactor and a formatted "
                     "tracing event, where the floor makes one ppoll, one write and one read",
-                    exact=not (counter.zero or floor.zero)))
+                    exact=not (counter.zero or floor.zero)),
+               (cpu_budget(counter, floor),))
+
+
+def cpu_reading(bench: Bench, worker: Worker, section: str,
+                redis: RedisServer | None = None) -> CpuReading:
+    """CPU time per tick of `worker` over the plan's window, after 20 warm-up ticks."""
+    redis = redis or bench.redis
+    proc, key = bench.launch(worker, "cpu", bench.plan.cpu_interval_ms, section, redis=redis)
+    bench.wait_count(proc, key, 20, timeout=10, redis=redis)  # start-up is not a tick's cost
+    (user0, sys0), n0 = cpu_seconds(proc.pid), redis.count(key)
+    time.sleep(bench.plan.cpu_window_s)
+    (user1, sys1), n1 = cpu_seconds(proc.pid), redis.count(key)
+    bench.procs.stop(proc)
+    ticks = n1 - n0
+    if ticks <= 0:
+        raise BenchError(f"{worker.name} made no INCR while its CPU time was counted")
+    used = user1 - user0 + sys1 - sys0
+    # A reading of 0 clock ticks gives an upper bound, not a value.
+    return CpuReading(max(used, 1 / CLK_TCK) / ticks, used == 0,
+                      (sys1 - sys0) / used if used else 0.0, ticks)
+
+
+# Before TLS and Cluster: the full run of 2026-11-26 08:10 UTC, same machine, 5 ms interval.
+CPU_BEFORE_S, CPU_BEFORE_VS_FLOOR = 112e-6, 112 / 60
+CPU_TOLERANCE = 0.10
+
+
+def cpu_budget(counter: CpuReading, floor: CpuReading) -> Budget:
+    """A plain worker's CPU per tick no worse than before TLS and Cluster (± 10 %). The
+    machine is shared, so the comparison is counter-worker ÷ floor in this run against the
+    same ratio then; the absolute figure of then is shown beside it."""
+    limit = CPU_BEFORE_VS_FLOOR * (1 + CPU_TOLERANCE)
+    name = (f"plain `redis://` CPU per tick ≤ before + {CPU_TOLERANCE:.0%} "
+            f"(≤ {limit:.2f}× the floor)")
+    coarse = max(counter.resolution() / counter.per_tick, floor.resolution() / floor.per_tick)
+    if counter.zero or floor.zero or coarse > CPU_TOLERANCE / 2:
+        return Budget(name, f"± {coarse:.0%} per reading", None,
+                      "one clock tick over the window is too large a share of the reading "
+                      "to tell 10 % apart: it needs a longer window, as the full run's")
+    now = counter.per_tick / floor.per_tick
+    return Budget(
+        name,
+        f"{now:.2f}× the floor ({us(counter.per_tick)}; before {CPU_BEFORE_VS_FLOOR:.2f}×, "
+        f"{us(CPU_BEFORE_S)})",
+        now <= limit,
+        "against the floor of this same run, a redis:// tick costs what it did before TLS "
+        "and Cluster" if now <= limit else
+        "against the floor of this same run, a redis:// tick costs more than before")
 
 
 # 4 ------------------------------------------------------------------------------
@@ -353,11 +428,24 @@ def sizes(bench: Bench) -> list[Row]:
             goal("binary size", 2.5, bench, size,
                  "beside the static glibc both carry, counter-worker links Rust's std (its "
                  "panic and backtrace machinery included), tokio, redis-rs with its URL "
-                 "parser, clap and tracing-subscriber with JSON output")),
+                 "parser, clap and tracing-subscriber with JSON output"),
+            (size_budget(size[w.counter]),)),
         Row("6b", f"Size: image `{IMAGE}` (`docker image inspect`) vs the seed's stack",
             seed_text, mb(image) if image else why, "— (no image)",
             ratio(seed_stack, image) if image else "—", "—"),
     ]
+
+
+SIZE_BUDGET_MB = 3.4  # issue 17: the static stripped binary with TLS and Cluster
+SIZE_BEFORE = 2_324_312  # bytes, before TLS and Cluster (the full run of 2026-11-26)
+
+
+def size_budget(size: float) -> Budget:
+    """The static stripped binary, TLS and Cluster included, ≤ 3.4 MB."""
+    return Budget(f"binary with TLS and Cluster ≤ {SIZE_BUDGET_MB:g} MB", mb(size),
+                  size <= SIZE_BUDGET_MB * 1e6,
+                  f"TLS (rustls, ring, Mozilla's roots) and Cluster add {mb(size - SIZE_BEFORE)} "
+                  f"to the {mb(SIZE_BEFORE)} of before")
 
 
 def method(plan: Plan) -> list[str]:

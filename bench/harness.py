@@ -47,7 +47,8 @@ class Commands:
                              shlex.join(map(str, argv))]))
         # Runs differ only by their key (bench:start-0, bench:start-1, …) and Redis port.
         line = re.sub(r"(bench:[a-z]+)-\S+", r"\1-N", line)
-        line = re.sub(r"((?:--port |127\.0\.0\.1:|127\.0\.0\.1 |REDIS_PORT=))\d+", r"\1PORT", line)
+        line = re.sub(r"((?:--port |--tls-port |--cluster-port |127\.0\.0\.1:|127\.0\.0\.1 "
+                      r"|REDIS_PORT=))\d+", r"\1PORT", line)
         lines = self.sections.setdefault(section, [])
         if line not in lines:
             lines.append(line)
@@ -146,6 +147,26 @@ def rss_kib(pid: int) -> tuple[int, int]:
     if len(found) != 2:
         raise BenchError(f"no VmRSS or RssFile for PID {pid}")
     return found["VmRSS"], found["RssFile"]
+
+
+def code_kib(pid: int) -> tuple[int, int]:
+    """The resident part and the size (KiB) of a process's executable mappings of its own
+    program file (/proc/PID/smaps): how much of the code it maps the kernel keeps resident."""
+    exe = os.readlink(f"/proc/{pid}/exe")
+    resident = size = 0
+    mine = False
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and not fields[0].endswith(":"):  # a mapping's header line
+            mine = len(fields) >= 6 and "x" in fields[1] and fields[5] == exe
+        elif mine and fields[0] in ("Size:", "Rss:"):
+            if fields[0] == "Size:":
+                size += int(fields[1])
+            else:
+                resident += int(fields[1])
+    if not size:
+        raise BenchError(f"no executable mapping of {exe} in PID {pid}")
+    return resident, size
 
 
 def child_of(pid: int) -> int:

@@ -119,6 +119,7 @@ class RedisServer:
         self.procs = procs
         self.section = section  # where results.md lists the command that starts it
         self.port = unused_port()
+        self.tls_port: int | None = None  # a port serving TLS besides `port`, if any
         self.extra_args = extra_args
         self.aof = aof_dir is not None
         self.dir = aof_dir or WORK / "redis"

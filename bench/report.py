@@ -35,6 +35,17 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class Budget:
+    """An absolute bound that TLS and Cluster support must stay within (issue 17's
+    "Cost"), what was measured against it, and a one-line reason either way."""
+
+    name: str
+    measured: str
+    met: bool | None  # None: the reading is too coarse to tell
+    why: str
+
+
+@dataclass(frozen=True)
 class Row:
     """One line of the table: a figure, one cell per worker, and both ratios."""
     number: str
@@ -45,6 +56,7 @@ class Row:
     vs_seed: str  # seed ÷ counter-worker
     vs_floor: str  # counter-worker ÷ floor
     goal: Goal | None = None
+    budgets: tuple[Budget, ...] = ()
 
 
 def ms(s: float) -> str:
@@ -156,6 +168,17 @@ def goals(rows: list[Row]) -> list[str]:
     return lines
 
 
+def budgets(rows: list[Row]) -> list[str]:
+    """The cost of TLS and Cluster: each budget, what was measured, met or not and why."""
+    lines = ["| Goal | measured | |", "|---|---|---|"]
+    for row in rows:
+        for budget in row.budgets:
+            verdict = {True: "met", False: "**not met**", None: "not measured"}[budget.met]
+            lines.append(f"| {budget.name} ({row.number}) | {budget.measured} "
+                         f"| {verdict}: {budget.why} |")
+    return lines
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """When and under what load the run was taken, for results.md."""
@@ -194,6 +217,10 @@ def render(rows: list[Row], info: RunInfo, method: list[str], notes: list[str]) 
         "## Goals against the floor",
         "",
         *goals(rows),
+        "",
+        "## The cost of TLS and Cluster",
+        "",
+        *budgets(rows),
         "",
         "## How each figure is taken",
         "",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -37,6 +37,7 @@ class Worker:
     short: str  # for log file names
     kind: str  # "seed", "counter" or "floor"
     binary: Path  # what is started: the interpreter for the seed
+    tls_ca: Path | None = None  # counter-worker only: speak TLS, trusting this CA's PEM
 
     def key(self, label: str) -> str:
         # The seed always counts "contador" (its key is not a setting), so the harness
@@ -53,8 +54,19 @@ class Worker:
             return [str(self.binary), "127.0.0.1", str(port), key, str(interval_ms)], {}
         # Each run gets a health state file of its own, so that runs and other workers on
         # this machine never share one; binaries without a health file ignore the variable.
-        return [str(self.binary), "--redis-url", f"redis://127.0.0.1:{port}", "--key", key,
-                "--interval", f"{interval_ms}ms"], {"HEALTH_FILE": str(HEALTH_DIR / key)}
+        env = {"HEALTH_FILE": str(HEALTH_DIR / key)}
+        scheme = "redis"
+        if self.tls_ca is not None:
+            scheme, env["REDIS_TLS_CA_FILE"] = "rediss", str(self.tls_ca)
+        return [str(self.binary), "--redis-url", f"{scheme}://127.0.0.1:{port}", "--key", key,
+                "--interval", f"{interval_ms}ms"], env
+
+    def over_tls(self, ca: Path) -> Worker:
+        """The same counter-worker speaking `rediss://` to a Redis whose certificate `ca`
+        signed: what TLS adds is measured on the very binary of the other figures."""
+        if self.kind != "counter":
+            raise BenchError(f"{self.name} has no TLS")
+        return replace(self, name=f"{self.name} over TLS", short=f"{self.short}-tls", tls_ca=ca)
 
 
 @dataclass(frozen=True)
@@ -98,9 +110,10 @@ def install_and_build() -> Workers:
         raise BenchError("run as root: SIGTERM is measured in a new PID namespace, and "
                          "connection attempts with a packet socket")
     apt_install("redis-server", shutil.which("redis-server") is not None)
-    for tool in ("unshare", "readelf", "gcc"):
+    for tool in ("unshare", "readelf", "gcc", "openssl", "redis-cli"):
         if not shutil.which(tool):
-            raise BenchError(f"`{tool}` is missing (Debian: util-linux, binutils, gcc)")
+            raise BenchError(f"`{tool}` is missing (Debian: util-linux, binutils, gcc, "
+                             "openssl, redis-tools)")
     apt_install("libhiredis-dev", static_hiredis() is not None)
     if static_hiredis() is None:
         raise BenchError("libhiredis-dev is installed but has no static libhiredis.a")
