@@ -269,12 +269,13 @@ fn read_password_file(path: &str) -> Result<Option<String>, String> {
 fn tls_settings(
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<Option<TlsSettings>, ConfigError> {
-    let mut paths = Vec::new();
-    for name in [tls::CA_FILE_ENV, tls::CERT_FILE_ENV, tls::KEY_FILE_ENV] {
-        paths.push((name, from_env(env, name, |path| Ok(path.to_owned()))?));
-    }
-    let path_of = |name| Some(paths.iter().find(|(given, _)| *given == name)?.1.clone());
-    TlsSettings::from_files(path_of).map_err(|err| ConfigError::Invalid {
+    let path = |name| from_env(env, name, |path| Ok(path.to_owned()));
+    let (ca, cert, key) = (
+        path(tls::CA_FILE_ENV)?,
+        path(tls::CERT_FILE_ENV)?,
+        path(tls::KEY_FILE_ENV)?,
+    );
+    TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
         setting: err.setting.to_owned(),
         value: err.path,
         reason: err.reason,

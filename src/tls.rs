@@ -56,18 +56,12 @@ pub struct FileError {
 }
 
 impl TlsSettings {
-    /// Reads and checks the files that `path_of` gives for [`CA_FILE_ENV`],
-    /// [`CERT_FILE_ENV`] and [`KEY_FILE_ENV`] (`None` or empty: not set); `None` when none
-    /// is set, so the caller can refuse them for a URL without TLS.
-    pub fn from_files(
-        path_of: impl Fn(&'static str) -> Option<String>,
-    ) -> Result<Option<Self>, FileError> {
-        let path_of = |setting| path_of(setting).filter(|path| !path.is_empty());
-        let (ca, cert, key) = (
-            path_of(CA_FILE_ENV),
-            path_of(CERT_FILE_ENV),
-            path_of(KEY_FILE_ENV),
-        );
+    /// Reads and checks the files named by [`CA_FILE_ENV`], [`CERT_FILE_ENV`] and
+    /// [`KEY_FILE_ENV`] (empty: not set); `None` when none is set, so the caller can
+    /// refuse them for a URL without TLS.
+    pub fn from_files(ca: &str, cert: &str, key: &str) -> Result<Option<Self>, FileError> {
+        let given = |path: &str| (!path.is_empty()).then(|| path.to_owned());
+        let (ca, cert, key) = (given(ca), given(cert), given(key));
         if ca.is_none() && cert.is_none() && key.is_none() {
             return Ok(None);
         }
