@@ -3,7 +3,10 @@
 //!
 //! The promises, and how the loop keeps them:
 //! - **No tick is lost to a dead connection while Redis is up.** A connection that Redis
-//!   closed while idle is replaced before the tick's `INCR` is sent, on the same tick.
+//!   closed while idle is replaced before the tick's `INCR` is sent, on the same tick. One
+//!   kept idle for [`CHECK_IDLE_AFTER`] or longer must answer a `PING` first: an idle
+//!   timer (Redis's `timeout`, a proxy's) that fires as the tick begins then takes the
+//!   `PING`, which is safe to lose, and not the `INCR`.
 //! - **No `INCR` is ever sent twice.** When an `INCR` was sent and no reply came, its
 //!   outcome is unknown: it is logged as such (`outcome=unknown`), never resent, and no
 //!   further `INCR` goes out until Redis has answered a `PING` on a fresh connection.
@@ -33,6 +36,16 @@ use crate::schedule::next_tick;
 
 /// The shortest time between two connection attempts, however short the interval.
 pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(100);
+
+/// A connection kept from an earlier tick that has been idle this long answers a `PING`
+/// before it carries an `INCR`; one used more recently goes straight to the `INCR`.
+///
+/// An idle timer can close a connection at the moment the tick sends on it, too late for
+/// the close to be seen first, and an `INCR` lost that way has an unknown outcome (it costs
+/// ticks). Redis counts `timeout` in whole seconds, so it never closes a connection idle
+/// for less than a second; proxies and NATs wait seconds to minutes. Below this, the
+/// check would only add a round trip to every tick of a fast worker.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
 
 /// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +80,7 @@ pub struct Worker {
 /// What the loop carries from one tick to the next.
 #[derive(Default)]
 struct LoopState {
-    connection: Option<Connection>,
+    connection: Option<KeptConnection>,
     /// An `INCR` went unanswered: Redis must answer a `PING` before the next one.
     must_ping: bool,
     /// Unanswered `INCR`s that no later count has accounted for yet.
@@ -80,6 +93,22 @@ struct LoopState {
     key_owner: Option<NodeAddress>,
     failures: FailureLog,
     summary: Summary,
+}
+
+/// The connection kept for the next tick, and since when it has been idle.
+struct KeptConnection {
+    connection: Connection,
+    idle_since: Instant,
+}
+
+impl LoopState {
+    /// Keeps `connection` for the next tick; it has just had a reply.
+    fn keep(&mut self, connection: Connection) {
+        self.connection = Some(KeptConnection {
+            connection,
+            idle_since: Instant::now(),
+        });
+    }
 }
 
 /// How a tick ended: when the next one is due, or that shutdown came first.
@@ -151,7 +180,7 @@ impl Worker {
             return match shutdown.run_until_cancelled(ping(connection)).await {
                 None => Next::Stopped,
                 Some(Ok(connection)) => {
-                    state.connection = Some(connection);
+                    state.keep(connection);
                     state.must_ping = false;
                     info!(redis = %self.redis, "Redis answers again; the next INCR comes one interval from now");
                     Next::TickAt(Instant::now() + self.interval)
@@ -172,14 +201,23 @@ impl Worker {
         Next::TickAt(next_tick(scheduled, period, Instant::now()))
     }
 
-    /// The connection kept from the last tick, unless Redis has closed it; else a new one.
+    /// The connection kept from the last tick, unless Redis has closed it or, after
+    /// [`CHECK_IDLE_AFTER`] idle, it does not answer a `PING`; else a new one.
     async fn connection(&self, state: &mut LoopState) -> Result<Connection, RedisError> {
-        match state.connection.take() {
-            Some(connection) if !connection.is_closed() => return Ok(connection),
-            Some(_) => {
+        if let Some(kept) = state.connection.take() {
+            if kept.connection.is_closed() {
                 debug!(redis = %self.redis, "Redis closed the idle connection; reconnecting for this tick");
+            } else if kept.idle_since.elapsed() < CHECK_IDLE_AFTER {
+                return Ok(kept.connection);
+            } else {
+                match ping(kept.connection).await {
+                    Ok(connection) => return Ok(connection),
+                    Err(err) => {
+                        let error = Escaped(&describe(&err)).to_string();
+                        debug!(redis = %self.redis, %error, "the idle connection did not answer a PING; reconnecting for this tick");
+                    }
+                }
             }
-            None => {}
         }
         debug!(redis = %self.redis, "connecting to Redis");
         let key_owner = state.key_owner.as_ref();
@@ -202,12 +240,12 @@ impl Worker {
         debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
         match result {
             Ok((count, acknowledged)) => {
-                state.connection = Some(connection);
+                state.keep(connection);
                 self.counted(state, count, acknowledged);
             }
             Err(err) => {
                 if !drops_connection(&err) {
-                    state.connection = Some(connection);
+                    state.keep(connection);
                 }
                 self.increment_failed(state, &err);
             }

@@ -15,7 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use support::monitor::{Monitor, Seen};
-use support::net::{CountingListener, SlowReplies};
+use support::net::{CountingListener, IdleCutoff, SlowReplies};
 use support::{
     PATIENCE, RedisServer, Worker, output_within, send_signal, wait_within, worker_command,
 };
@@ -184,6 +184,49 @@ fn an_idle_timeout_shorter_than_the_interval_costs_no_tick() {
     );
     assert_eq!(worker.counts()[..5], [1, 2, 3, 4, 5]);
     assert!(!worker.output().contains("outcome unknown"));
+}
+
+#[test]
+fn an_idle_timer_firing_as_the_tick_begins_costs_the_ping_not_the_incr() {
+    // The proxy closes a connection idle for 600 ms when the next request arrives, so the
+    // close is never seen before the tick sends: only a PING sent first can take the loss.
+    let redis = RedisServer::start();
+    let proxy = IdleCutoff::start(redis.port(), Duration::from_millis(600));
+    let url = proxy.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "1s")]);
+    worker.wait_for_count(1);
+    let first = Instant::now();
+    worker.wait_for_count(6);
+    let took = first.elapsed();
+    // Five ticks take 5 s; an INCR lost to the cut, then the PING and an interval, 7 s more.
+    assert!(took < Duration::from_secs(8), "counts 1 to 6 took {took:?}");
+    assert_eq!(worker.counts()[..6], [1, 2, 3, 4, 5, 6]);
+    assert!(
+        !worker.output().contains("outcome unknown"),
+        "{}",
+        worker.output()
+    );
+    assert!(
+        proxy.cut() >= 4,
+        "the proxy cut only {} connections",
+        proxy.cut()
+    );
+}
+
+#[test]
+fn a_connection_used_within_half_a_second_goes_straight_to_the_incr() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "400ms")]);
+    worker.wait_for_count(1);
+    let monitor = redis.monitor();
+    let incrs = monitor.wait_for("INCR", 5, PATIENCE);
+    let pings = monitor.named("PING");
+    assert!(
+        pings.is_empty(),
+        "PINGs between INCRs 400 ms apart: {pings:#?}"
+    );
+    assert!(incrs.iter().all(|incr| incr.client == incrs[0].client));
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Network stand-ins that a test controls: a listener that counts the connections it is
-//! offered, and a proxy that holds every reply of Redis back for a while.
+//! offered, a proxy that holds every reply of Redis back for a while, and one whose idle
+//! timer fires just as a request arrives.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::loopback_url;
 
@@ -52,20 +53,13 @@ pub struct SlowReplies {
 
 impl SlowReplies {
     pub fn start(upstream: u16, delay: Duration) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("address").port();
-        thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
-                    continue;
-                };
-                let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone())
-                else {
-                    continue;
-                };
-                thread::spawn(move || pass(client_in, server_out, Duration::ZERO));
-                thread::spawn(move || pass(server, client, delay));
-            }
+        let port = proxy(upstream, move |requests, replies| {
+            thread::spawn(move || relay(requests, || true, || {}));
+            let held = move || {
+                thread::sleep(delay);
+                true
+            };
+            thread::spawn(move || relay(replies, held, || {}));
         });
         Self { port }
     }
@@ -75,19 +69,79 @@ impl SlowReplies {
     }
 }
 
-/// Copies `from` to `to`, each chunk `delay` after it was read, until either end closes.
-fn pass(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+/// One direction of a proxied connection: read from the first, write to the second.
+type Direction = (TcpStream, TcpStream);
+
+/// Listens on a port of its own and connects each client to the Redis on `upstream`;
+/// `wire` gets the two directions (requests, replies) to relay. Returns the port.
+fn proxy(upstream: u16, wire: impl Fn(Direction, Direction) + Send + 'static) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                continue;
+            };
+            let (Ok(client_in), Ok(server_out)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            wire((client_in, server_out), (server, client));
+        }
+    });
+    port
+}
+
+/// Copies `from` to `to` chunk by chunk until either end closes, or until `before` (asked
+/// before each chunk is written) says no; `after` runs once a chunk is written.
+fn relay((mut from, mut to): Direction, mut before: impl FnMut() -> bool, mut after: impl FnMut()) {
     let mut buffer = [0; 16 * 1024];
-    loop {
-        let read = match from.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => read,
-        };
-        thread::sleep(delay);
-        if to.write_all(&buffer[..read]).is_err() {
+    while let Ok(read @ 1..) = from.read(&mut buffer) {
+        if !before() || to.write_all(&buffer[..read]).is_err() {
             break;
         }
+        after();
     }
     let _ = to.shutdown(Shutdown::Both);
     let _ = from.shutdown(Shutdown::Both);
+}
+
+/// A TCP proxy to the Redis on `upstream` with an idle timer that is checked only when
+/// the client sends: a request on a connection idle for `idle` or longer is dropped, not
+/// passed on, and the connection closed. The timer always fires as the tick begins, which
+/// a real idle timer (Redis's `timeout`, a load balancer's) does only now and then.
+pub struct IdleCutoff {
+    port: u16,
+    cut: Arc<AtomicUsize>,
+}
+
+impl IdleCutoff {
+    pub fn start(upstream: u16, idle: Duration) -> Self {
+        let cut = Arc::new(AtomicUsize::new(0));
+        let cuts = Arc::clone(&cut);
+        let port = proxy(upstream, move |requests, replies| {
+            let last_reply = Arc::new(Mutex::new(Instant::now()));
+            let replied = Arc::clone(&last_reply);
+            let cuts = Arc::clone(&cuts);
+            let awake = move || {
+                let idle_for = last_reply.lock().unwrap().elapsed();
+                if idle_for >= idle {
+                    cuts.fetch_add(1, Ordering::SeqCst);
+                }
+                idle_for < idle
+            };
+            thread::spawn(move || relay(requests, awake, || {}));
+            let noted = move || *replied.lock().unwrap() = Instant::now();
+            thread::spawn(move || relay(replies, || true, noted));
+        });
+        Self { port, cut }
+    }
+
+    pub fn url(&self) -> String {
+        loopback_url(self.port)
+    }
+
+    /// Connections closed so far because a request came after `idle`.
+    pub fn cut(&self) -> usize {
+        self.cut.load(Ordering::SeqCst)
+    }
 }
