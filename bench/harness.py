@@ -136,6 +136,21 @@ def cpu_seconds(pid: int) -> tuple[float, float]:
     return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
 
 
+def runtime_by_thread(pid: int) -> dict[int, float]:
+    """Each live thread's time on a CPU so far, in seconds, by thread id: the scheduler's
+    own count (`se.sum_exec_runtime` of /proc/PID/task/TID/sched, nanoseconds shown as
+    milliseconds), which utime and stime are rounded from."""
+    runtime = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "sched").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name.strip() == "se.sum_exec_runtime":
+                runtime[int(task.name)] = float(value) / 1000
+    if not runtime:
+        raise BenchError(f"/proc/{pid}/task/*/sched gives no se.sum_exec_runtime")
+    return runtime
+
+
 def rss_kib(pid: int) -> tuple[int, int]:
     """Resident memory of a process and the part of it that is pages of mapped files
     (VmRSS and RssFile of /proc/PID/status), in KiB."""
