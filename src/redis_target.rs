@@ -261,6 +261,16 @@ mod tests {
     }
 
     #[test]
+    fn a_redis_url_host_is_never_idna_mapped() {
+        // Why Cargo.toml can pin url's IDNA back end to the one without Unicode tables:
+        // only special schemes (https:, …) map a host through IDNA.
+        for scheme in ["redis", "rediss", "valkey", "valkeys"] {
+            let url = url::Url::parse(&format!("{scheme}://bücher.example:6379")).unwrap();
+            assert_eq!(url.host_str(), Some("b%C3%BCcher.example"), "{scheme}");
+        }
+    }
+
+    #[test]
     fn accepts_tls_urls_and_refuses_to_turn_verification_off() {
         for url in ["rediss://redis:6380", "valkeys://u:pw@valkey/2"] {
             assert!(
