@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 
 from faults import Station, close_stations, open_stations
-from figures import RSS_INTERVAL_MS, Bench, cpu_reading, idle_rss
+from figures import RSS_INTERVAL_MS, Bench, cpu_readings, idle_rss
 from harness import WORK, BenchError, Procs, run
 from redis_side import RedisServer, unused_port
 from report import Budget, Row, duration, ratio, signed_ms
@@ -96,7 +96,7 @@ def tls_rss(bench: Bench, redis: TlsRedis, worker: Worker) -> Row:
 
 def tls_cpu(bench: Bench, redis: TlsRedis, worker: Worker) -> Row:
     """Figure 11b: CPU time per tick over TLS: each INCR is encrypted, its reply decrypted."""
-    reading = cpu_reading(bench, worker, SECTION, redis=redis)
+    reading = cpu_readings(bench, [worker], SECTION, redis=redis)[worker]
     vs_tcp, vs_floor = vs_plain(bench, "cpu", worker, reading.per_tick)
     return tls_row("11b", f"CPU time per tick over TLS (time on a CPU over "
                           f"{bench.plan.cpu_window_s:g} s at {bench.plan.cpu_interval_ms} ms)",

@@ -6,6 +6,9 @@
 - the floor: `bench/floor_worker.c`, the same loop in C with hiredis, built statically
   with `-Os`: what the job costs at the least, so each figure shows how far from it
   counter-worker is.
+
+Beside them, for one budget only (CPU per tick, figure 3), counter-worker as main was just
+before TLS and Cluster were merged, built from git by that tree's own `scripts/build-static`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ FLOOR_BIN = WORK / "floor_worker"
 HEALTH_DIR = WORK / "health"
 REDIS_PY = "8.1.0"  # pinned so that runs compare; the newest release when this was written
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+BEFORE_TLS = "9736d20"  # main just before TLS and Cluster were merged (ece64e2)
+BEFORE_TLS_TREE = WORK / f"before-tls-{BEFORE_TLS}"
 
 
 @dataclass(frozen=True)
@@ -71,10 +76,12 @@ class Worker:
 
 @dataclass(frozen=True)
 class Workers:
-    """The three compared workers, in the order of the table's columns."""
+    """The three compared workers, in the order of the table's columns, and counter-worker
+    from before TLS and Cluster (None without the git history to build it from)."""
     seed: Worker
     counter: Worker
     floor: Worker
+    before_tls: Worker | None
 
     def all(self) -> tuple[Worker, Worker, Worker]:
         return self.seed, self.counter, self.floor
@@ -146,7 +153,31 @@ def install_and_build() -> Workers:
          "-l:libhiredis.a"])
     return Workers(seed=Worker("seed (Python)", "seed", "seed", PYTHON),
                    counter=Worker("counter-worker", "counter-worker", "counter", counter_bin),
-                   floor=Worker("floor (C, hiredis)", "floor", "floor", FLOOR_BIN))
+                   floor=Worker("floor (C, hiredis)", "floor", "floor", FLOOR_BIN),
+                   before_tls=build_before_tls())
+
+
+def build_before_tls() -> Worker | None:
+    """counter-worker at BEFORE_TLS, extracted with `git archive` and built by its own
+    scripts/build-static; None when this tree has no git history to take it from."""
+    if not (ROOT / ".git").exists() or not shutil.which("git"):
+        say(f"no git history: counter-worker at {BEFORE_TLS} is not built, and the CPU "
+            "budget against it is not measured")
+        return None
+    if not (BEFORE_TLS_TREE / "Cargo.toml").exists():
+        say(f"extracting counter-worker at {BEFORE_TLS}")
+        BEFORE_TLS_TREE.mkdir(parents=True, exist_ok=True)
+        archive = WORK / f"before-tls-{BEFORE_TLS}.tar"
+        run(["git", "archive", f"--output={archive}", BEFORE_TLS])
+        run(["tar", "-xf", str(archive), "-C", str(BEFORE_TLS_TREE)])
+    say(f"building counter-worker at {BEFORE_TLS}")
+    built = run([str(BEFORE_TLS_TREE / "scripts" / "build-static"), "--target-dir",
+                 str(WORK / "before-tls-target")]).strip().splitlines()
+    binary = Path(built[-1]) if built else Path()
+    if not binary.is_file():
+        raise BenchError(f"{BEFORE_TLS}'s scripts/build-static did not name a binary")
+    return Worker(f"counter-worker at {BEFORE_TLS}", "counter-worker-before-tls", "counter",
+                  binary)
 
 
 def installed_redis_py() -> str | None:
