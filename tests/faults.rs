@@ -172,7 +172,7 @@ fn an_idle_timeout_shorter_than_the_interval_costs_no_tick() {
     // Redis closes every connection idle for 1 s; the worker is idle 2 s between ticks.
     let redis = RedisServer::start_with_args(&["--timeout", "1"]);
     let url = redis.url();
-    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "2s")]);
+    let worker = Worker::start_mid_second(&[("REDIS_URL", &url), ("INTERVAL", "2s")]);
     worker.wait_for_count(1);
     let first = Instant::now();
     worker.wait_for_count(5);
@@ -184,6 +184,12 @@ fn an_idle_timeout_shorter_than_the_interval_costs_no_tick() {
     );
     assert_eq!(worker.counts()[..5], [1, 2, 3, 4, 5]);
     assert!(!worker.output().contains("outcome unknown"));
+    // Redis closed the worker's idle connection before each of the four ticks, and the
+    // worker opened a new one for it: five, besides the test's own two (the start's PING,
+    // this INFO).
+    let mut connection = redis.connection().expect("connect for INFO");
+    let accepted = RedisServer::stat(&mut connection, "total_connections_received");
+    assert!(accepted >= 7, "Redis accepted only {accepted} connections");
 }
 
 #[test]
@@ -247,6 +253,37 @@ fn client_kill_costs_no_tick() {
         "count 3 came {gap:?} after 2"
     );
     assert!(!worker.output().contains("outcome unknown"));
+}
+
+#[test]
+fn client_kill_costs_no_tick_below_the_idle_ping() {
+    // At 400 ms no PING goes first: only Redis's close, seen as it happens, saves the tick.
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "400ms")]);
+    worker.wait_for_count(2);
+    let monitor = redis.monitor();
+    let last = monitor.wait_for("INCR", 1, PATIENCE).remove(0);
+    let counted = last.at;
+    // By address: a TYPE normal kill would take the MONITOR connection with it.
+    let killed: i64 = redis.query(
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ADDR")
+            .arg(&last.client),
+    );
+    assert_eq!(killed, 1, "the worker's connection was not killed");
+    let next = monitor.wait_for("INCR", 2, PATIENCE)[1].at;
+    // The next tick is 400 ms after the last; a lost one (an INCR of unknown outcome, then
+    // a PING and an interval) would make it 1.2 s or more.
+    let gap = next - counted;
+    assert!(gap < 0.7, "the next INCR came {gap:.3}s after the last");
+    assert!(
+        !worker.output().contains("outcome unknown"),
+        "{}",
+        worker.output()
+    );
+    assert!(monitor.named("PING").is_empty(), "{:#?}", monitor.seen());
 }
 
 #[test]

@@ -405,6 +405,28 @@ impl Worker {
         Self::spawn(worker_command(&[], env))
     }
 
+    /// Starts the worker half-way through a second of the wall clock, so its ticks (at
+    /// whole seconds apart) land there.
+    ///
+    /// Redis counts a connection's idle time in whole seconds of its wall clock and checks
+    /// ten times a second, so a `--timeout` closes an idle connection just after a second
+    /// begins. A tick just after a second begins would race that check, and the test would
+    /// not know whether Redis closed anything; half-way through, every close comes first.
+    pub fn start_mid_second(env: &[(&str, &str)]) -> Self {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970");
+        let into_second = Duration::from_nanos(u64::from(now.subsec_nanos()));
+        let half = Duration::from_millis(500);
+        let wait = if into_second <= half {
+            half - into_second
+        } else {
+            Duration::from_secs(1) + half - into_second
+        };
+        thread::sleep(wait);
+        Self::start(env)
+    }
+
     /// Starts `command` (from [`worker_command`]) with its output read line by line.
     pub fn spawn(mut command: Command) -> Self {
         let mut child = command
