@@ -219,12 +219,12 @@ def cpu(bench: Bench) -> Row:
     before_tls = bench.workers.before_tls
     measured = [*bench.workers.all(), *([before_tls] if before_tls else [])]
     reading = cpu_readings(bench, measured, "3. CPU per tick")
-    bench.taken["cpu"] = {worker: r.per_tick for worker, r in reading.items()}
+    per_tick = {worker: r.per_tick for worker, r in reading.items()}
+    bench.taken["cpu"] = per_tick
     w = bench.workers
     seed, counter, floor = reading[w.seed], reading[w.counter], reading[w.floor]
     vs_seed = ratio(seed.per_tick, counter.per_tick)
     vs_floor = ratio(counter.per_tick, floor.per_tick)
-    per_tick = {worker: r.per_tick for worker, r in reading.items()}
     return Row("3", f"CPU time per tick (time on a CPU over {bench.plan.cpu_window_s:g} s "
                     f"at {interval} ms)",
                *w.cells(lambda worker: reading[worker].shown()), vs_seed, vs_floor,
@@ -467,9 +467,10 @@ def method(plan: Plan) -> list[str]:
         "side, each on its own key, after 20 warm-up ticks each, and beside them, for the "
         f"budget on the cost of TLS and Cluster, counter-worker at {BEFORE_TLS}, main just "
         "before TLS and Cluster were merged, built by that tree's own "
-        "`scripts/build-static`), divided by the INCRs Redis counted in that window: the scheduler's own count for each thread "
-        "(`se.sum_exec_runtime` of `/proc/PID/task/TID/sched`, in nanoseconds; a thread "
-        "that ended in the window stops the run), of which `utime + stime` in "
+        "`scripts/build-static`), divided by the INCRs Redis counted in that window: the "
+        "scheduler's own count for each thread (`se.sum_exec_runtime` of "
+        "`/proc/PID/task/TID/sched`, in nanoseconds; a thread that ended in the window "
+        "stops the run), of which `utime + stime` in "
         "`/proc/PID/stat` are a rounding to whole clock ticks "
         f"({1000 / CLK_TCK:g} ms). The share spent in the kernel (stime of that same "
         "window, so only as fine as clock ticks) is shown because each wake-up from sleep "

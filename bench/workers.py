@@ -143,10 +143,7 @@ def install_and_build() -> Workers:
 
     HEALTH_DIR.mkdir(parents=True, exist_ok=True)
     say("building counter-worker's static binary and the floor")
-    built = run(["scripts/build-static"]).strip().splitlines()
-    counter_bin = Path(built[-1]) if built else Path()
-    if not counter_bin.is_file():
-        raise BenchError(f"scripts/build-static did not name a binary (it printed {built[-1:]})")
+    counter_bin = build_static(Path("scripts/build-static"))
     # -s strips it, as counter-worker's release profile does; static hiredis calls
     # getaddrinfo, whose link-time warning does not apply to numeric addresses.
     run(["gcc", "-Os", "-s", "-static", "-o", str(FLOOR_BIN), str(FLOOR_SOURCE),
@@ -171,13 +168,19 @@ def build_before_tls() -> Worker | None:
         run(["git", "archive", f"--output={archive}", BEFORE_TLS])
         run(["tar", "-xf", str(archive), "-C", str(BEFORE_TLS_TREE)])
     say(f"building counter-worker at {BEFORE_TLS}")
-    built = run([str(BEFORE_TLS_TREE / "scripts" / "build-static"), "--target-dir",
-                 str(WORK / "before-tls-target")]).strip().splitlines()
-    binary = Path(built[-1]) if built else Path()
-    if not binary.is_file():
-        raise BenchError(f"{BEFORE_TLS}'s scripts/build-static did not name a binary")
+    binary = build_static(BEFORE_TLS_TREE / "scripts" / "build-static",
+                          "--target-dir", str(WORK / "before-tls-target"))
     return Worker(f"counter-worker at {BEFORE_TLS}", "counter-worker-before-tls", "counter",
                   binary)
+
+
+def build_static(script: Path, *args: str) -> Path:
+    """Runs a tree's `scripts/build-static`; the binary it names on its last line."""
+    built = run([str(script), *args]).strip().splitlines()
+    binary = Path(built[-1]) if built else Path()
+    if not binary.is_file():
+        raise BenchError(f"{rel(str(script))} did not name a binary (it printed {built[-1:]})")
+    return binary
 
 
 def installed_redis_py() -> str | None:
