@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::future::select_ok;
 use redis::{Client, RedisConnectionInfo, RedisError, RedisResult};
 
-use crate::connection::{self, Connection};
+use crate::connection::{self, Connection, NodeAddress};
 use crate::node_address::{data_node_login, parse_multi_host};
 use crate::tls::{self, TlsSettings, node_client};
 
@@ -34,9 +34,6 @@ pub fn names_cluster(url: &str) -> bool {
     url.split_once("://")
         .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
 }
-
-/// A cluster node's `host` and `port`.
-pub type NodeAddress = (String, u16);
 
 /// A cluster's seed nodes and how to log in to its nodes.
 ///

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ErrorKind, ProtocolVersion, PushInfo, PushKind,
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, ProtocolVersion, PushInfo, PushKind,
     RedisConnectionInfo, RedisError,
 };
 
@@ -28,6 +28,9 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// cut off from its replicas): the connection is replaced, and with Sentinel the master
 /// is looked up again. The `INCR` was refused, not applied.
 pub const WRONG_NODE_CODES: [&str; 3] = ["READONLY", "MASTERDOWN", "NOREPLICAS"];
+
+/// A server's `host` and `port`, as a URL names it.
+pub type NodeAddress = (String, u16);
 
 /// Opens one connection through `client` (its address, login and TLS), bounded by
 /// [`CONNECT_TIMEOUT`], whose commands are bounded by [`RESPONSE_TIMEOUT`] plus
@@ -54,6 +57,12 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
         config = config.set_push_sender(on_push);
     }
     let server = info.addr().to_string();
+    let node = match info.addr() {
+        ConnectionAddr::Tcp(host, port) | ConnectionAddr::TcpTls { host, port, .. } => {
+            Some((host.clone(), *port))
+        }
+        _ => None,
+    };
     let redis = client
         .get_multiplexed_async_connection_with_config(&config)
         .await?;
@@ -61,6 +70,7 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
         redis,
         closed,
         server,
+        node,
     })
 }
 
@@ -85,6 +95,7 @@ pub struct Connection {
     redis: MultiplexedConnection,
     closed: Arc<AtomicBool>,
     server: String,
+    node: Option<NodeAddress>,
 }
 
 impl Connection {
@@ -97,6 +108,12 @@ impl Connection {
     /// The server's `host:port`, for log lines (which master the sentinels named).
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// The server's host and port (none for a Unix socket): under Cluster, the node that
+    /// executed a command sent on this connection serves the command's key.
+    pub fn node(&self) -> Option<&NodeAddress> {
+        self.node.as_ref()
     }
 
     /// The connection, to send commands on.

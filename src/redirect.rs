@@ -16,8 +16,8 @@ use redis::RedisResult;
 use redis::aio::MultiplexedConnection;
 use tracing::{debug, info, warn};
 
-use crate::cluster::{Cluster, NodeAddress, Redirect};
-use crate::connection::{self, Connection};
+use crate::cluster::{Cluster, Redirect};
+use crate::connection::{self, Connection, NodeAddress};
 
 /// The most redirects followed for one command: a slot moves once at a time, so more
 /// means a cluster that disagrees with itself, and the tick gives up.
@@ -26,7 +26,8 @@ pub const MAX_REDIRECTS: usize = 3;
 /// Runs `send` on `connection`, then on the nodes of `cluster` that redirects name;
 /// `extra_reply_time` is what a new connection's reply timeout allows for besides the
 /// standard one, as in [`connection::open`]. A `MOVED` that names a node other than
-/// `key_owner` makes it the new `key_owner`.
+/// `key_owner` makes it the new `key_owner`, and so does a node that executes the command
+/// on `connection` without redirecting it.
 pub async fn following_redirects<T>(
     cluster: &Cluster,
     connection: &mut Connection,
@@ -35,6 +36,8 @@ pub async fn following_redirects<T>(
     send: impl AsyncFn(&mut MultiplexedConnection) -> RedisResult<T>,
 ) -> RedisResult<T> {
     let mut result = send(connection.redis()).await;
+    // Whether `result` came from `connection` (not from an `ASK`'s node of its own).
+    let mut on_connection = true;
     for _ in 0..MAX_REDIRECTS {
         let Some(redirect) = result.as_ref().err().and_then(Redirect::of) else {
             break;
@@ -62,6 +65,7 @@ pub async fn following_redirects<T>(
                     info!(node = %node_name, "the key's slot is served by {node_name} (MOVED); sending there");
                 }
                 *connection = there;
+                on_connection = true;
                 send(connection.redis()).await
             }
             Redirect::Ask(..) => {
@@ -70,9 +74,27 @@ pub async fn following_redirects<T>(
                     warn!(node = %node_name, error = %err, "the node an ASK names did not take ASKING; the INCR was not sent there");
                     break;
                 }
+                on_connection = false;
                 send(there.redis()).await
             }
         };
     }
+    if result.is_ok() && on_connection {
+        note_executed_on(connection, key_owner);
+    }
     result
+}
+
+/// Makes the node that executed the command on `connection` the `key_owner`: it serves
+/// the key's slot. A seed that answers first may be the key's primary already (at the
+/// start, or the replica promoted by a failover), and then no `MOVED` ever names it.
+fn note_executed_on(connection: &Connection, key_owner: &mut Option<NodeAddress>) {
+    let Some(node) = connection.node() else {
+        return;
+    };
+    if key_owner.as_ref() != Some(node) {
+        let node_name = connection.server();
+        info!(node = %node_name, "the key's slot is served by {node_name}, which took the INCR; counting there");
+        *key_owner = Some(node.clone());
+    }
 }

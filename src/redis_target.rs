@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
 
-use crate::cluster::{self, Cluster, NodeAddress};
-use crate::connection::{self, Connection, data_node_settings};
+use crate::cluster::{self, Cluster};
+use crate::connection::{self, Connection, NodeAddress, data_node_settings};
 use crate::escape::escaped;
 use crate::sentinel::{self, Sentinels};
 use crate::tls::{self, TlsSettings};

@@ -25,8 +25,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::cluster::NodeAddress;
-use crate::connection::{Connection, describe, is_refusal, is_reply_error, names_wrong_node};
+use crate::connection::{
+    Connection, NodeAddress, describe, is_refusal, is_reply_error, names_wrong_node,
+};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
@@ -88,8 +89,8 @@ struct LoopState {
     /// The master the last connection went to under Sentinel, so a change (a failover)
     /// is logged, not every reconnect.
     last_master: Option<String>,
-    /// Under Cluster, the node that last said (`MOVED`) it serves the key: the next
-    /// connection tries it beside the seed nodes.
+    /// Under Cluster, the node known to serve the key (it said so with `MOVED`, or it
+    /// executed the `INCR`): the next connection tries it beside the seed nodes.
     key_owner: Option<NodeAddress>,
     failures: FailureLog,
     summary: Summary,

@@ -255,7 +255,7 @@ fn the_cluster_rule_is_enough_to_count_through_redirects_and_a_resharding() {
     // While the key is on the new primary and the slot still the old one's, every INCR
     // goes through ASK, so the worker sends ASKING as its user.
     let to = lab.migrate_slot_of("contador", || thread::sleep(Duration::from_secs(1)));
-    let served = format!("the key's slot is served by 127.0.0.1:{to}");
+    let served = format!("the key's slot is served by 127.0.0.1:{to} (MOVED)");
     let (moved, _) = worker.wait_for_line_after(0, &[&served]);
     worker.wait_for_line_after(moved, &["Contador atual: "]);
     let output = worker.output();

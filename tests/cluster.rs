@@ -47,6 +47,63 @@ fn counts_on_the_primary_that_serves_the_key_and_checks_health() {
 }
 
 #[test]
+fn names_the_node_that_serves_the_key_whether_a_seed_or_a_redirect_led_there() {
+    let lab = ClusterLab::start();
+    let owner = lab.owner_of(KEY);
+    let other = lab
+        .topology()
+        .into_iter()
+        .find(|node| node.primary && !node.failed && node.port != owner)
+        .expect("a primary that does not serve the key")
+        .port;
+    // The only seed serves the key: it takes the first INCR, and no MOVED names it.
+    let direct = fast_worker(&format!("redis+cluster://127.0.0.1:{owner}"), &[]);
+    direct.wait_for_line(&[&format!(
+        "the key's slot is served by 127.0.0.1:{owner}, which took the INCR"
+    )]);
+    drop(direct);
+    // The only seed serves another slot: its MOVED names the key's primary.
+    let redirected = fast_worker(&format!("redis+cluster://127.0.0.1:{other}"), &[]);
+    let (moved, _) = redirected.wait_for_line_after(
+        0,
+        &[&format!(
+            "the key's slot is served by 127.0.0.1:{owner} (MOVED)"
+        )],
+    );
+    redirected.wait_for_line_after(moved + 2, &["Contador atual: "]);
+    assert!(
+        !redirected.output().contains("which took the INCR"),
+        "a MOVED node named twice:\n{}",
+        redirected.output()
+    );
+}
+
+#[test]
+fn a_node_that_answers_ask_is_not_taken_for_the_key_owner() {
+    let lab = ClusterLab::start();
+    let from = lab.owner_of(KEY);
+    let seed = format!("redis+cluster://127.0.0.1:{from}");
+    fast_worker(&seed, &[]).wait_for_count(1);
+    let mut late = None;
+    let to = lab.migrate_slot_of(KEY, || {
+        // Started with the key migrated and the slot not: its only seed answers ASK.
+        let worker = fast_worker(&seed, &[("RUST_LOG", "counter_worker=debug")]);
+        worker.wait_for_line(&["(ASK)"]);
+        worker.wait_for_line(&["Contador atual: "]);
+        late = Some(worker);
+    });
+    let late = late.expect("the worker started during the migration");
+    late.wait_for_line(&[&format!(
+        "the key's slot is served by 127.0.0.1:{to} (MOVED)"
+    )]);
+    let output = late.output();
+    assert!(
+        !output.contains(&format!("served by 127.0.0.1:{from}")),
+        "the node that answered ASK was named as the key's:\n{output}"
+    );
+}
+
+#[test]
 fn a_killed_primary_is_replaced_and_no_acknowledged_count_is_lost() {
     let mut lab = ClusterLab::start();
     let mut worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
@@ -91,7 +148,7 @@ fn a_slot_migrated_while_counting_loses_and_doubles_nothing() {
         "{counted_meanwhile} counts in 1 s of migration"
     );
     assert_ne!(from, to);
-    let served = format!("the key's slot is served by 127.0.0.1:{to}");
+    let served = format!("the key's slot is served by 127.0.0.1:{to} (MOVED)");
     let (moved, _) = worker.wait_for_line_after(0, &[&served]);
     worker.wait_for_line_after(moved, &["Contador atual: "]);
     let counts = stop_and_count(&mut worker, true);
@@ -138,7 +195,8 @@ fn counts_over_tls_on_every_node_and_follows_redirects_to_tls_ports() {
     let mut worker = fast_worker(&lab.tls_url(), &[("REDIS_TLS_CA_FILE", &ca)]);
     worker.wait_for_count(5);
     let to = lab.migrate_slot_of(KEY, || thread::sleep(Duration::from_millis(500)));
-    let (moved, line) = worker.wait_for_line_after(0, &["the key's slot is served by 127.0.0.1:"]);
+    let (moved, line) =
+        worker.wait_for_line_after(0, &["the key's slot is served by 127.0.0.1:", "(MOVED)"]);
     let node = line
         .split("served by ")
         .nth(1)
