@@ -154,7 +154,7 @@ impl RedisServer {
         self.process = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
-            if self.connection().is_ok() {
+            if self.answers_ping() {
                 return;
             }
             if let Some(status) = self.process.as_mut().and_then(|c| c.try_wait().unwrap()) {
@@ -166,6 +166,14 @@ impl RedisServer {
             thread::sleep(Duration::from_millis(20));
         }
         panic!("redis-server did not answer within {PATIENCE:?}");
+    }
+
+    /// True once Redis answers a `PING`. A connection alone is not enough: while it loads
+    /// its data, Redis accepts connections and answers `LOADING` (Redis 6.2: to `PING` too).
+    fn answers_ping(&self) -> bool {
+        self.connection()
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
+            .is_ok()
     }
 
     /// Kills Redis with SIGKILL, as a crash would, and reaps it.
