@@ -154,7 +154,7 @@ impl RedisServer {
         self.process = Some(child);
         let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
-            if self.answers_ping() {
+            if self.has_loaded() {
                 return;
             }
             if let Some(status) = self.process.as_mut().and_then(|c| c.try_wait().unwrap()) {
@@ -168,12 +168,22 @@ impl RedisServer {
         panic!("redis-server did not answer within {PATIENCE:?}");
     }
 
-    /// True once Redis answers a `PING`. A connection alone is not enough: while it loads
-    /// its data, Redis accepts connections and answers `LOADING` (Redis 6.2: to `PING` too).
-    fn answers_ping(&self) -> bool {
-        self.connection()
-            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection))
-            .is_ok()
+    /// True once Redis has loaded its data: it answers a `PING` with anything but
+    /// `LOADING` (a replica cut off from its master may say `MASTERDOWN`). A connection
+    /// alone is not enough: while it loads, Redis accepts connections and answers every
+    /// command `LOADING` (Redis 6.2: `PING` too).
+    fn has_loaded(&self) -> bool {
+        let reply = self
+            .connection()
+            .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
+        match reply {
+            Ok(_) => true,
+            Err(err) => match err.kind() {
+                redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading) => false,
+                redis::ErrorKind::Server(_) | redis::ErrorKind::Extension => true,
+                _ => false,
+            },
+        }
     }
 
     /// Kills Redis with SIGKILL, as a crash would, and reaps it.
