@@ -70,6 +70,7 @@ fn names_the_node_that_serves_the_key_whether_a_seed_or_a_redirect_led_there() {
             "the key's slot is served by 127.0.0.1:{owner} (MOVED)"
         )],
     );
+    // A few INCRs executed on the key's primary since: none of them may name it again.
     redirected.wait_for_line_after(moved + 2, &["Contador atual: "]);
     assert!(
         !redirected.output().contains("which took the INCR"),
