@@ -80,16 +80,34 @@
           };
           imageAarch64 = imageOf crateAarch64.worker platforms.aarch64-linux.architecture "latest-arm64";
 
-          # Both images to a registry: each under TAG-<arch>, and an index under TAG.
+          # An image as scripts/push-image signs and attests it (scripts/build-image --output
+          # writes the same for the cargo image): the archive, its SBOM and, from a committed
+          # tree only, its provenance, made by the same script.
+          attestable =
+            image: sbom: command:
+            pkgs.runCommand "counter-worker-attestable" { nativeBuildInputs = [ pkgs.jq ]; } ''
+              mkdir $out
+              ln -s ${image.archive} $out/image.tar
+              ln -s ${sbom}/counter-worker.cdx.json $out/sbom.cdx.json
+              ${lib.optionalString (self ? rev) ''
+                ${pkgs.runtimeShell} ${./scripts/provenance} nix "${command}" ${self.rev} ${self} > $out/provenance.json
+              ''}
+            '';
+
+          # Both images to a registry: each under TAG-<arch>, and an index under TAG; signed
+          # and attested with --key FILE or --keyless.
           push = pkgs.writeShellApplication {
             name = "push-counter-worker";
             runtimeInputs = [
               pkgs.skopeo
               pkgs.jq
               pkgs.gzip
+              pkgs.cosign
             ];
             text = ''
-              exec ${pkgs.runtimeShell} ${./scripts/push-image} "$@" ${image.archive} ${imageAarch64.archive}
+              exec ${pkgs.runtimeShell} ${./scripts/push-image} "$@" \
+                ${attestable image crate.sbom "nix build .#image"} \
+                ${attestable imageAarch64 crateAarch64.sbom "nix build .#image-aarch64"}
             '';
           };
         in
@@ -105,7 +123,7 @@
             apps.push = {
               type = "app";
               program = "${push}/bin/push-counter-worker";
-              meta.description = "Push the amd64 and arm64 images and their index: push -- [--insecure] REGISTRY/REPO:TAG";
+              meta.description = "Push the amd64 and arm64 images and their index: push -- [--insecure] [--key FILE | --keyless] REGISTRY/REPO:TAG";
             };
           };
         };
