@@ -93,6 +93,7 @@ last_logged() {
 rising() {
     logged_counts | awk 'NR > 1 && $1 <= last {bad = 1} {last = $1} END {exit bad || NR == 0}' ||
         fail "the logged counts did not only rise: $(logged_counts | paste -sd ' ')"
+}
 
 # A free port on 127.0.0.1, below the kernel's range for outgoing connections.
 free_port() {
