@@ -2,9 +2,9 @@
 //! of the classic "Python + Redis + Compose" counter.
 //!
 //! The binary (`main.rs`) only wires these modules together; the logic lives here, where
-//! the tests reach it. The modules are private and form layers (`scripts/check-module-cycles`
-//! keeps them so); what the binary calls is exported below, with the types of what those
-//! calls return, and nothing else.
+//! the tests reach it. The modules are private and form layers in the order of README's
+//! module table (`scripts/check-module-order` keeps them so); what the binary calls is
+//! exported below, with the types of what those calls return, and nothing else.
 
 #![warn(missing_docs)]
 
