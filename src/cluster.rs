@@ -72,6 +72,11 @@ impl Cluster {
         tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
     }
 
+    /// True when the URL asked for TLS to every node.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Credentials and protocol used on every node.
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         &self.redis

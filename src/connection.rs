@@ -154,6 +154,38 @@ pub fn describe(err: &RedisError) -> String {
     }
 }
 
+/// A failure told by its kind and the fields that stay the same from one attempt to the
+/// next, never by its text, which may carry a time, a port or a count: how the failure log
+/// tells a repeat from a new failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureKind {
+    kind: ErrorKind,
+    code: Option<String>,
+    io: Option<std::io::ErrorKind>,
+    handshake: Option<tls::HandshakeFailure>,
+}
+
+/// The kind of `err`: the client's error kind, Redis's error code, the I/O error's kind and
+/// the TLS handshake's error, whichever it has.
+pub fn failure_kind(err: &RedisError) -> FailureKind {
+    FailureKind {
+        kind: err.kind(),
+        code: err.code().map(str::to_owned),
+        io: io_error_kind(err),
+        handshake: tls::handshake_failure(err),
+    }
+}
+
+/// The kind of the I/O error inside `err` (a refused connection, a timeout, a reset), as
+/// redis-rs keeps it; `None` for any other error.
+pub fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
+    let source = std::error::Error::source(err)?;
+    let shared = source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()?;
+    shared
+        .downcast_ref::<std::io::Error>()
+        .map(std::io::Error::kind)
+}
+
 /// True when Redis refused the connection itself (a wrong password, a missing ACL user,
 /// a TLS certificate it or we do not accept): only a person can fix that, so it is logged
 /// as an error, not a warning.
@@ -166,6 +198,17 @@ pub fn is_refusal(err: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_known_by_its_kind_not_by_its_text() {
+        let timed_out =
+            |text: &str| RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, text));
+        let first = failure_kind(&timed_out("after 2001 ms"));
+        assert_eq!(first, failure_kind(&timed_out("after 2002 ms")));
+        assert_eq!(first.io, Some(std::io::ErrorKind::TimedOut));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_ne!(first, failure_kind(&RedisError::from(refused)));
+    }
 
     #[test]
     fn server_replies_keep_the_connection_and_transport_failures_drop_it() {

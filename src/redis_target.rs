@@ -7,12 +7,13 @@
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 
 use crate::cluster::{self, Cluster};
-use crate::connection::{self, Connection, NodeAddress, data_node_settings};
+use crate::connection::{self, Connection, NodeAddress, data_node_settings, describe};
 use crate::escape::escaped;
 use crate::sentinel::{self, Sentinels};
 use crate::tls::{self, TlsSettings};
@@ -43,21 +44,16 @@ impl RedisTarget {
     /// The error is a reason for a person, without the URL itself: the caller names the
     /// setting and shows the [`redact`]ed value.
     pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let servers = if sentinel::names_sentinels(url) {
-            let mut sentinels = Sentinels::parse(url)?;
-            if let Some(password) = password {
-                sentinels.set_redis_password(password);
+        let servers = servers(url, password).map_err(|reason| {
+            if login_holds_a_separator(url) {
+                "the user name or password holds a raw /, ? or #, which ends a URL's login; \
+                 a password in a URL must be percent-encoded (/ as %2F, @ as \
+                 %40, : as %3A), or given in REDIS_PASSWORD_FILE"
+                    .to_owned()
+            } else {
+                reason
             }
-            Servers::Sentinel(sentinels)
-        } else if cluster::names_cluster(url) {
-            let mut cluster = Cluster::parse(url)?;
-            if let Some(password) = password {
-                cluster.set_redis_password(password);
-            }
-            Servers::Cluster(cluster)
-        } else {
-            Servers::Fixed(fixed_client(url, password)?)
-        };
+        })?;
         Ok(Self {
             servers,
             shown: escaped(&redact(url)),
@@ -126,6 +122,45 @@ impl RedisTarget {
         }
     }
 
+    /// `err`, a failed connection to this target, for a log line: [`describe`]'s words,
+    /// and, when the failure is the one a TLS client and a plain-TCP server (or the other
+    /// way round) give, a word on that. A TLS handshake sent to a plain port gets no answer
+    /// (Redis waits for the end of a command line); a plain command sent to a TLS port has
+    /// the connection closed at once.
+    pub fn describe_connect_failure(&self, err: &RedisError) -> String {
+        let described = describe(err);
+        match (self.uses_tls(), connection::io_error_kind(err)) {
+            (true, Some(io::ErrorKind::TimedOut)) => format!(
+                "{described}; no TLS handshake completed: if this port serves plain TCP \
+                 (TLS on one side only), use redis://"
+            ),
+            (
+                false,
+                Some(
+                    io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::UnexpectedEof,
+                ),
+            ) => format!(
+                "{described}; the server closed the connection at once: if this port serves \
+                 TLS (TLS on one side only), use rediss://"
+            ),
+            _ => described,
+        }
+    }
+
+    /// True when the URL asked for TLS.
+    fn uses_tls(&self) -> bool {
+        match &self.servers {
+            Servers::Fixed(client) => matches!(
+                client.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            ),
+            Servers::Sentinel(sentinels) => sentinels.uses_tls(),
+            Servers::Cluster(cluster) => cluster.uses_tls(),
+        }
+    }
+
     /// Opens one connection to the Redis that this target names right now; its replies
     /// may take `extra_reply_time` beyond the standard timeout (see
     /// [`connection::open`]).
@@ -145,6 +180,34 @@ impl RedisTarget {
             Servers::Cluster(cluster) => cluster.connect(extra_reply_time, key_owner).await,
         }
     }
+}
+
+/// How the servers `url` names are found, with `password` overriding the URL's.
+fn servers(url: &str, password: Option<&str>) -> Result<Servers, String> {
+    let servers = if sentinel::names_sentinels(url) {
+        let mut sentinels = Sentinels::parse(url)?;
+        if let Some(password) = password {
+            sentinels.set_redis_password(password);
+        }
+        Servers::Sentinel(sentinels)
+    } else if cluster::names_cluster(url) {
+        let mut cluster = Cluster::parse(url)?;
+        if let Some(password) = password {
+            cluster.set_redis_password(password);
+        }
+        Servers::Cluster(cluster)
+    } else {
+        Servers::Fixed(fixed_client(url, password)?)
+    };
+    Ok(servers)
+}
+
+/// True when the login of `url` (between `://` and the last `@`) holds a character that
+/// ends a URL's login part: a password written raw, as generated ones often are.
+fn login_holds_a_separator(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.rsplit_once('@')
+        .is_some_and(|(login, _)| login.contains(['/', '?', '#']))
 }
 
 /// The client for a `redis://` URL, with `password` overriding the URL's.
@@ -323,6 +386,23 @@ mod tests {
                 "{url:?} should be rejected"
             );
         }
+    }
+
+    #[test]
+    fn a_raw_slash_in_a_url_password_asks_for_percent_encoding() {
+        for url in [
+            "redis://u:p@ss/w:rd@host:6379",
+            "redis://:pa/ss@host",
+            "redis+sentinel://u:p/w@s1/mymaster",
+            "redis+cluster://u:p?w@n1",
+        ] {
+            let err = RedisTarget::new(url, None).err().unwrap_or_default();
+            assert!(err.contains("percent-encoded"), "{url}: {err}");
+            assert!(err.contains("REDIS_PASSWORD_FILE"), "{url}: {err}");
+        }
+        let encoded = "redis://u:p%40ss%2Fw%3Ard@host:6379";
+        let target = RedisTarget::new(encoded, None).unwrap();
+        assert_eq!(target.redis_settings().password(), Some("p@ss/w:rd"));
     }
 
     #[test]

@@ -95,6 +95,11 @@ impl Sentinels {
         &self.master_name
     }
 
+    /// True when the URL asked for TLS to sentinels and the master.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Credentials, database and protocol used on the master once it is found.
     pub fn redis_settings(&self) -> &RedisConnectionInfo {
         &self.redis

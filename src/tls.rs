@@ -12,6 +12,7 @@
 //! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
 //! it panics; every TLS client is built through [`client`], which installs ring's first.
 
+use std::mem::{Discriminant, discriminant};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,7 +22,7 @@ use redis::{
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::setting_file;
 
@@ -247,16 +248,70 @@ fn read_identity(cert_path: &str, key_path: &str) -> Result<ClientTlsConfig, Fil
         .map_err(|err| file_error(KEY_FILE_ENV, key_path, err.to_string()))?
         .with_root_certificates(RootCertStore::empty())
         .with_client_auth_cert(chain, key)
-        .map_err(|err| {
-            file_error(
-                KEY_FILE_ENV,
-                key_path,
-                format!("does not fit the certificate in {CERT_FILE_ENV}: {err}"),
-            )
-        })?;
+        .map_err(|err| identity_error(&err, cert_path, key_path))?;
     Ok(ClientTlsConfig {
         client_cert,
         client_key,
+    })
+}
+
+/// Why rustls refused a client certificate and key as a pair: a certificate of X.509
+/// version 1 (what `openssl x509 -req` makes without `-extfile`) is named as such, with how
+/// to re-issue it; any other refusal is the key's not fitting the certificate.
+fn identity_error(err: &rustls::Error, cert_path: &str, key_path: &str) -> FileError {
+    if is_version_one_certificate(err) {
+        return file_error(
+            CERT_FILE_ENV,
+            cert_path,
+            "an X.509 version 1 certificate (issued without extensions), which TLS clients \
+             refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile FILE with \
+             extendedKeyUsage=clientAuth in FILE",
+        );
+    }
+    file_error(
+        KEY_FILE_ENV,
+        key_path,
+        format!("does not fit the certificate in {CERT_FILE_ENV}: {err}"),
+    )
+}
+
+/// True when rustls refused a certificate for being X.509 version 1.
+fn is_version_one_certificate(err: &rustls::Error) -> bool {
+    let rustls::Error::InvalidCertificate(CertificateError::Other(other)) = err else {
+        return false;
+    };
+    matches!(
+        other.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::UnsupportedCertVersion)
+    )
+}
+
+/// A failed TLS handshake told by rustls's error variants alone, never by their text,
+/// which for an expired or not-yet-valid certificate carries the current time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    error: Discriminant<rustls::Error>,
+    certificate: Option<Discriminant<CertificateError>>,
+    alert: Option<AlertDescription>,
+}
+
+/// The rustls error in `err`, kept by redis-rs inside an I/O error, as its variants; `None`
+/// for a failure that is not a TLS handshake's.
+pub fn handshake_failure(err: &RedisError) -> Option<HandshakeFailure> {
+    let source = std::error::Error::source(err)?;
+    let shared = source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()?;
+    let io = shared.downcast_ref::<std::io::Error>()?;
+    let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    Some(HandshakeFailure {
+        error: discriminant(tls),
+        certificate: match tls {
+            rustls::Error::InvalidCertificate(certificate) => Some(discriminant(certificate)),
+            _ => None,
+        },
+        alert: match tls {
+            rustls::Error::AlertReceived(alert) => Some(*alert),
+            _ => None,
+        },
     })
 }
 
@@ -270,8 +325,30 @@ mod tests {
     }
 
     #[test]
+    fn a_handshake_failure_is_known_by_its_variants_not_its_time() {
+        use rustls::pki_types::UnixTime;
+        use std::time::Duration;
+        let expired_at = |seconds| {
+            as_redis_error(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext {
+                    time: UnixTime::since_unix_epoch(Duration::from_secs(seconds)),
+                    not_after: UnixTime::since_unix_epoch(Duration::from_secs(1)),
+                },
+            ))
+        };
+        let first = handshake_failure(&expired_at(1_796_637_451));
+        assert!(first.is_some());
+        assert_eq!(first, handshake_failure(&expired_at(1_796_637_452)));
+        let unknown = as_redis_error(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_ne!(first, handshake_failure(&unknown));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(handshake_failure(&RedisError::from(reset)), None);
+    }
+
+    #[test]
     fn certificate_failures_are_refusals_and_transport_failures_are_not() {
-        use rustls::{AlertDescription, CertificateError};
         for refusal in [
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
             rustls::Error::InvalidCertificate(CertificateError::Expired),
