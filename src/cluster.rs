@@ -68,7 +68,7 @@ impl Cluster {
     }
 
     /// Uses `settings` for TLS to every node; refused when the URL asked for no TLS.
-    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
+    pub fn set_tls(&mut self, settings: Option<&TlsSettings>) -> Result<(), String> {
         tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
     }
 

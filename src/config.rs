@@ -16,13 +16,10 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::Targets;
 
-use crate::acl_rule::{self, Discovery, WorkerAccess};
-use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::logging::{self, LogFormat};
-use crate::redis_target::{RedisTarget, redact};
+use crate::redis_target::{RedisTarget, TargetSettings, redact};
 use crate::setting_file;
 use crate::tls::{self, TlsSettings};
-use crate::worker::ReplicaWait;
 
 mod source;
 
@@ -37,6 +34,9 @@ const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// The longest `WAIT` timeout: a tick must end, whatever the replicas do.
 const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
+const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
 
 /// The largest password file read; a secret is a line, not a document.
 const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
@@ -150,9 +150,18 @@ pub struct Config {
     /// Where the worker records its progress and the health check reads it; `None`
     /// when switched off.
     pub health_file: Option<PathBuf>,
-    /// The ACL rule these settings need, for `acl-rule` to print; `None` for the other
-    /// commands.
-    pub acl_rule: Option<String>,
+    /// The key's setting as the user gave it (`--key` or `COUNTER_KEY`), for an error
+    /// about the key found after the configuration was read (`acl-rule`'s).
+    pub key_setting: String,
+}
+
+/// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// How many replicas must acknowledge the write (`WAIT`'s first argument).
+    pub replicas: u32,
+    /// How long Redis waits for them (`WAIT`'s second argument).
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -165,7 +174,7 @@ impl Config {
 
     /// Builds the configuration from `args` and, for the settings that have no flag,
     /// from `env` (flag-backed variables are read by clap from the process environment).
-    fn from_sources(
+    pub fn from_sources(
         args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
@@ -180,74 +189,60 @@ impl Config {
             command: &command,
             matches: &matches,
         };
-
-        let password = from_env(&env, "REDIS_PASSWORD_FILE", read_password_file)?;
-        let sentinel_password = from_env(&env, "REDIS_SENTINEL_PASSWORD_FILE", read_password_file)?;
-        let tls = tls_settings(&env)?;
-        let redis = parse(flags.name("redis_url"), &cli.redis_url, redact, |url| {
-            let mut target = RedisTarget::new(url, password.as_deref())?;
-            if let Some(password) = &sentinel_password {
-                target = target.with_sentinel_password(password)?;
-            }
-            match &tls {
-                Some(tls) => target.with_tls(tls),
-                None => Ok(target),
-            }
-        })?;
-        let key = flags.parse("key", &cli.key, parse_key)?;
-        let interval = flags.parse("interval", &cli.interval, parse_interval)?;
-        let log_format = flags.parse("log_format", &cli.log_format, parse_enum)?;
-        let log_filter = from_env(&env, "RUST_LOG", logging::parse_filter)?;
-        let replicas = flags.parse("wait_replicas", &cli.wait_replicas, |raw| {
-            raw.trim()
-                .parse()
-                .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
-        })?;
-        let timeout = flags.parse("wait_timeout", &cli.wait_timeout, |raw| {
-            // WAIT with a timeout of 0 would block forever.
-            let timeout = parse_duration(raw, "500ms or 1s")?;
-            within(
-                timeout,
-                (MIN_INTERVAL, "1ms"),
-                (MAX_WAIT_TIMEOUT, "1 minute"),
-            )
-        })?;
-        let health_file = flags.parse("health_file", &cli.health_file, |raw| {
-            Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
-        })?;
-
-        let command = cli.command.unwrap_or(Command::Run);
-        // Only `acl-rule` needs the key to fit an ACL file's words; counting takes any key.
-        let acl_rule = match command {
-            Command::AclRule => Some(flags.parse("key", &cli.key, |key| {
-                acl_rule::rule(&WorkerAccess {
-                    key,
-                    discovery: if redis.sentinel_master().is_some() {
-                        Discovery::Sentinel
-                    } else if redis.cluster().is_some() {
-                        Discovery::Cluster
-                    } else {
-                        Discovery::Fixed
-                    },
-                    waits_for_replicas: replicas > 0,
-                    database: redis.redis_settings().db(),
-                })
-            })?),
-            Command::Run | Command::Healthcheck => None,
-        };
-
+        let redis = redis_target(&flags, &cli.redis_url, &env)?;
         Ok(Self {
-            command,
-            acl_rule,
             redis,
-            key,
-            interval,
-            log_format,
-            log_filter,
-            replica_wait: (replicas > 0).then_some(ReplicaWait { replicas, timeout }),
-            health_file,
+            key: flags.parse("key", &cli.key, parse_key)?,
+            interval: flags.parse("interval", &cli.interval, parse_interval)?,
+            log_format: flags.parse("log_format", &cli.log_format, parse_enum)?,
+            log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
+            replica_wait: replica_wait(&flags, &cli)?,
+            health_file: flags.parse("health_file", &cli.health_file, |raw| {
+                Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
+            })?,
+            key_setting: flags.name("key"),
+            command: cli.command.unwrap_or(Command::Run),
         })
     }
+}
+
+/// The Redis target `--redis-url` names, with the password files and TLS files that only
+/// the environment gives, each read and checked before the URL.
+fn redis_target(
+    flags: &Flags<'_>,
+    url: &OsString,
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<RedisTarget, ConfigError> {
+    let password = from_env(env, "REDIS_PASSWORD_FILE", read_password_file)?;
+    let sentinel_password = from_env(env, "REDIS_SENTINEL_PASSWORD_FILE", read_password_file)?;
+    let tls = tls_settings(env)?;
+    let settings = TargetSettings {
+        password: password.as_deref(),
+        sentinel_password: sentinel_password.as_deref(),
+        tls: tls.as_ref(),
+    };
+    parse(flags.name("redis_url"), url, redact, |url| {
+        RedisTarget::new(url, &settings)
+    })
+}
+
+/// `--wait-replicas` and `--wait-timeout`; `None` for 0 replicas.
+fn replica_wait(flags: &Flags<'_>, cli: &Cli) -> Result<Option<ReplicaWait>, ConfigError> {
+    let replicas = flags.parse("wait_replicas", &cli.wait_replicas, |raw| {
+        raw.trim()
+            .parse()
+            .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
+    })?;
+    let timeout = flags.parse("wait_timeout", &cli.wait_timeout, |raw| {
+        // WAIT with a timeout of 0 would block forever.
+        let timeout = parse_duration(raw, "500ms or 1s")?;
+        within(
+            timeout,
+            (MIN_INTERVAL, "1ms"),
+            (MAX_WAIT_TIMEOUT, "1 minute"),
+        )
+    })?;
+    Ok((replicas > 0).then_some(ReplicaWait { replicas, timeout }))
 }
 
 /// The password in the file at `path`, a trailing newline dropped; none for an empty path.

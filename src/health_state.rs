@@ -18,9 +18,6 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
 
-/// Where the worker writes its state unless `HEALTH_FILE` says otherwise.
-pub const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
-
 const MAGIC: &str = "counter-worker-health-v1";
 
 /// Milliseconds since boot, as every process on this machine sees them.

@@ -28,11 +28,12 @@ mod shutdown;
 mod tls;
 mod worker;
 
-pub use config::{Command, Config, ConfigError};
+pub use acl_rule::for_config as acl_rule;
+pub use config::{Command, Config, ConfigError, ReplicaWait};
 pub use escape::Escaped;
 pub use health::check as healthcheck;
 pub use health_state::HealthRecorder;
 pub use logging::{FINAL_FLUSH_PATIENCE, LogFormat, LogOutput, init as init_logging};
 pub use resources::check_descriptor_headroom;
 pub use shutdown::cancel_on_signal;
-pub use worker::{ReplicaWait, Summary, Worker};
+pub use worker::{Summary, Worker};

@@ -37,60 +37,73 @@ enum Servers {
     Cluster(Cluster),
 }
 
+/// What a URL does not say, given beside it: the passwords from files and the TLS files.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TargetSettings<'a> {
+    /// Overrides any password in the URL (the `REDIS_PASSWORD_FILE` rule).
+    pub password: Option<&'a str>,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD_FILE`); refused for a URL
+    /// that names no sentinels, where it would be silently ignored.
+    pub sentinel_password: Option<&'a str>,
+    /// A private CA, a client certificate; refused for a URL without TLS, where they would
+    /// be silently ignored.
+    pub tls: Option<&'a TlsSettings>,
+}
+
+/// How the server the worker writes to is found: at a fixed address, through Redis
+/// Sentinel, or in a Redis Cluster. It decides the commands sent besides `INCR` and `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// A `redis://` URL: one server at a fixed address.
+    Fixed,
+    /// A `redis+sentinel://` URL: the master the sentinels name, checked with `ROLE`.
+    Sentinel,
+    /// A `redis+cluster://` URL: the key's node, learnt from `MOVED` and `ASK`.
+    Cluster,
+}
+
 impl RedisTarget {
-    /// Validates `url` and, when `password` is given, makes it override any password in
-    /// the URL (the `REDIS_PASSWORD_FILE` rule).
+    /// Validates `url` and the `settings` given beside it, each client built once.
     ///
     /// The error is a reason for a person, without the URL itself: the caller names the
     /// setting and shows the [`redact`]ed value.
-    pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let servers = servers(url, password).map_err(|reason| {
-            if login_holds_a_separator(url) {
-                "the user name or password holds a raw /, ? or #, which ends a URL's login; \
-                 a password in a URL must be percent-encoded (/ as %2F, @ as \
-                 %40, : as %3A), or given in REDIS_PASSWORD_FILE"
-                    .to_owned()
-            } else {
-                reason
+    pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, String> {
+        let servers = if sentinel::names_sentinels(url) {
+            let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
+            if let Some(password) = settings.password {
+                sentinels.set_redis_password(password);
             }
-        })?;
+            if let Some(password) = settings.sentinel_password {
+                sentinels.set_sentinel_password(password);
+            }
+            sentinels.set_tls(settings.tls)?;
+            Servers::Sentinel(sentinels)
+        } else if cluster::names_cluster(url) {
+            let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
+            if let Some(password) = settings.password {
+                cluster.set_redis_password(password);
+            }
+            refuse_sentinel_password(settings)?;
+            cluster.set_tls(settings.tls)?;
+            Servers::Cluster(cluster)
+        } else {
+            let info = fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
+            refuse_sentinel_password(settings)?;
+            Servers::Fixed(fixed_client(info, settings.tls)?)
+        };
         Ok(Self {
             servers,
             shown: escaped(&redact(url)),
         })
     }
 
-    /// Gives the sentinels their own password (`REDIS_SENTINEL_PASSWORD_FILE`); refused
-    /// for a target that names no sentinels, where it would be silently ignored.
-    pub fn with_sentinel_password(mut self, password: &str) -> Result<Self, String> {
-        match &mut self.servers {
-            Servers::Sentinel(sentinels) => sentinels.set_sentinel_password(password),
-            Servers::Fixed(_) | Servers::Cluster(_) => {
-                return Err(format!(
-                    "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
-                     names no sentinels; use {}://",
-                    sentinel::SCHEME
-                ));
-            }
+    /// How the server is found.
+    pub fn topology(&self) -> Topology {
+        match &self.servers {
+            Servers::Fixed(_) => Topology::Fixed,
+            Servers::Sentinel(_) => Topology::Sentinel,
+            Servers::Cluster(_) => Topology::Cluster,
         }
-        Ok(self)
-    }
-
-    /// Uses `settings` (a private CA, a client certificate) for every TLS connection;
-    /// refused for a URL without TLS, where they would be silently ignored.
-    pub fn with_tls(mut self, settings: &TlsSettings) -> Result<Self, String> {
-        match &mut self.servers {
-            Servers::Sentinel(sentinels) => sentinels.set_tls(settings)?,
-            Servers::Cluster(cluster) => cluster.set_tls(settings)?,
-            Servers::Fixed(client) => {
-                let info = client.get_connection_info().clone();
-                if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-                    return Err(tls::not_a_tls_url("rediss:// or valkeys://"));
-                }
-                *client = tls::url_client(info, settings)?;
-            }
-        }
-        Ok(self)
     }
 
     /// The name of the master under Sentinel, whose address changes with a failover;
@@ -182,24 +195,29 @@ impl RedisTarget {
     }
 }
 
-/// How the servers `url` names are found, with `password` overriding the URL's.
-fn servers(url: &str, password: Option<&str>) -> Result<Servers, String> {
-    let servers = if sentinel::names_sentinels(url) {
-        let mut sentinels = Sentinels::parse(url)?;
-        if let Some(password) = password {
-            sentinels.set_redis_password(password);
-        }
-        Servers::Sentinel(sentinels)
-    } else if cluster::names_cluster(url) {
-        let mut cluster = Cluster::parse(url)?;
-        if let Some(password) = password {
-            cluster.set_redis_password(password);
-        }
-        Servers::Cluster(cluster)
-    } else {
-        Servers::Fixed(fixed_client(url, password)?)
-    };
-    Ok(servers)
+/// `reason`, why `url` was refused; when its login holds a character that ends a URL's
+/// login part, that is the reason given instead: a password written raw, as generated ones
+/// often are, makes the rest of the URL read wrong.
+fn in_url(url: &str, reason: String) -> String {
+    if login_holds_a_separator(url) {
+        return "the user name or password holds a raw /, ? or #, which ends a URL's login; \
+                a password in a URL must be percent-encoded (/ as %2F, @ as %40, : as %3A), \
+                or given in REDIS_PASSWORD_FILE"
+            .to_owned();
+    }
+    reason
+}
+
+/// Refuses a sentinel password for a URL that names no sentinels.
+fn refuse_sentinel_password(settings: &TargetSettings<'_>) -> Result<(), String> {
+    match settings.sentinel_password {
+        Some(_) => Err(format!(
+            "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
+             names no sentinels; use {}://",
+            sentinel::SCHEME
+        )),
+        None => Ok(()),
+    }
 }
 
 /// True when the login of `url` (between `://` and the last `@`) holds a character that
@@ -210,37 +228,43 @@ fn login_holds_a_separator(url: &str) -> bool {
         .is_some_and(|(login, _)| login.contains(['/', '?', '#']))
 }
 
-/// The client for a `redis://` URL, with `password` overriding the URL's.
-fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
+/// The connection info of a `redis://` URL, with `password` overriding the URL's.
+fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, String> {
     let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
     // Valkey's own names for the same protocol; the client reads them alike.
-    let uses_tls = match parsed.scheme() {
-        "redis" | "valkey" => false,
-        "rediss" | "valkeys" => true,
-        other => {
-            return Err(format!(
-                "scheme {other:?} is not supported; use redis://, rediss://, valkey://, \
-                 valkeys://, {}:// or {}://",
-                sentinel::SCHEME,
-                cluster::SCHEME
-            ));
-        }
-    };
+    if !matches!(parsed.scheme(), "redis" | "valkey" | "rediss" | "valkeys") {
+        return Err(format!(
+            "scheme {:?} is not supported; use redis://, rediss://, valkey://, \
+             valkeys://, {}:// or {}://",
+            parsed.scheme(),
+            sentinel::SCHEME,
+            cluster::SCHEME
+        ));
+    }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL names no host".to_owned());
     }
     let info: ConnectionInfo = parsed
         .into_connection_info()
         .map_err(|err| err.to_string())?;
+    tls::refuse_insecure(&info)?;
     let mut settings = data_node_settings(info.redis_settings().clone())?;
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    let info = info.set_redis_settings(settings);
-    if uses_tls {
-        return tls::url_client(info, &TlsSettings::default());
+    Ok(info.set_redis_settings(settings))
+}
+
+/// The client for a `redis://` URL's `info`, over TLS with `tls` (or the built-in roots)
+/// when the URL says so.
+fn fixed_client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> Result<Client, String> {
+    let uses_tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+    match tls {
+        Some(_) if !uses_tls => Err(tls::not_a_tls_url("rediss:// or valkeys://")),
+        Some(tls) => tls::url_client(info, tls),
+        None if uses_tls => tls::url_client(info, &TlsSettings::default()),
+        None => Client::open(info).map_err(|err| err.to_string()),
     }
-    Client::open(info).map_err(|err| err.to_string())
 }
 
 impl fmt::Display for RedisTarget {
@@ -317,7 +341,7 @@ mod tests {
             "valkey://valkey:6379/1",
         ] {
             assert!(
-                RedisTarget::new(url, None).is_ok(),
+                RedisTarget::new(url, &TargetSettings::default()).is_ok(),
                 "{url} should be accepted"
             );
         }
@@ -337,11 +361,12 @@ mod tests {
     fn accepts_tls_urls_and_refuses_to_turn_verification_off() {
         for url in ["rediss://redis:6380", "valkeys://u:pw@valkey/2"] {
             assert!(
-                RedisTarget::new(url, None).is_ok(),
+                RedisTarget::new(url, &TargetSettings::default()).is_ok(),
                 "{url} should be accepted"
             );
         }
-        let err = RedisTarget::new("rediss://redis:6380/#insecure", None).unwrap_err();
+        let err = RedisTarget::new("rediss://redis:6380/#insecure", &TargetSettings::default())
+            .unwrap_err();
         assert!(err.contains("never"), "{err}");
     }
 
@@ -352,10 +377,12 @@ mod tests {
             "redis+sentinel://s1/mymaster",
             "redis+cluster://n1",
         ] {
-            let err = RedisTarget::new(url, None)
-                .unwrap()
-                .with_tls(&TlsSettings::default())
-                .unwrap_err();
+            let tls = TlsSettings::default();
+            let settings = TargetSettings {
+                tls: Some(&tls),
+                ..TargetSettings::default()
+            };
+            let err = RedisTarget::new(url, &settings).unwrap_err();
             assert!(err.contains("does not use TLS"), "{url}: {err}");
         }
     }
@@ -367,7 +394,7 @@ mod tests {
             "unix:///tmp/redis.sock",
             "valkey+unix:///tmp/valkey.sock",
         ] {
-            let err = RedisTarget::new(url, None).unwrap_err();
+            let err = RedisTarget::new(url, &TargetSettings::default()).unwrap_err();
             assert!(err.contains("not supported"), "{url}: {err}");
         }
     }
@@ -382,7 +409,7 @@ mod tests {
             "redis://",
         ] {
             assert!(
-                RedisTarget::new(url, None).is_err(),
+                RedisTarget::new(url, &TargetSettings::default()).is_err(),
                 "{url:?} should be rejected"
             );
         }
@@ -396,40 +423,51 @@ mod tests {
             "redis+sentinel://u:p/w@s1/mymaster",
             "redis+cluster://u:p?w@n1",
         ] {
-            let err = RedisTarget::new(url, None).err().unwrap_or_default();
+            let err = RedisTarget::new(url, &TargetSettings::default())
+                .err()
+                .unwrap_or_default();
             assert!(err.contains("percent-encoded"), "{url}: {err}");
             assert!(err.contains("REDIS_PASSWORD_FILE"), "{url}: {err}");
         }
         let encoded = "redis://u:p%40ss%2Fw%3Ard@host:6379";
-        let target = RedisTarget::new(encoded, None).unwrap();
+        let target = RedisTarget::new(encoded, &TargetSettings::default()).unwrap();
         assert_eq!(target.redis_settings().password(), Some("p@ss/w:rd"));
     }
 
     #[test]
     fn rejects_a_bad_database_number() {
-        let err = RedisTarget::new("redis://redis:6379/abc", None).unwrap_err();
+        let err =
+            RedisTarget::new("redis://redis:6379/abc", &TargetSettings::default()).unwrap_err();
         assert!(err.contains("database"), "{err}");
     }
 
     #[test]
     fn rejects_a_negative_database_index() {
-        let err = RedisTarget::new("redis://redis:6379/-1", None).unwrap_err();
+        let err =
+            RedisTarget::new("redis://redis:6379/-1", &TargetSettings::default()).unwrap_err();
         assert!(err.contains("non-negative"), "{err}");
     }
 
     #[test]
     fn password_argument_overrides_the_url_password() {
-        let target = RedisTarget::new("redis://:from-url@redis", Some("from-file")).unwrap();
+        let settings = TargetSettings {
+            password: Some("from-file"),
+            ..TargetSettings::default()
+        };
+        let target = RedisTarget::new("redis://:from-url@redis", &settings).unwrap();
         assert_eq!(target.redis_settings().password(), Some("from-file"));
     }
 
     #[test]
     fn sentinel_urls_name_sentinels_and_keep_credentials_for_the_data_nodes() {
         let url = "redis+sentinel://app:hunter2@s1,s2:26380/mymaster/1";
-        let target = RedisTarget::new(url, Some("from-file"))
-            .unwrap()
-            .with_sentinel_password("watchers")
-            .unwrap();
+        let settings = TargetSettings {
+            password: Some("from-file"),
+            sentinel_password: Some("watchers"),
+            tls: None,
+        };
+        let target = RedisTarget::new(url, &settings).unwrap();
+        assert_eq!(target.topology(), Topology::Sentinel);
         assert_eq!(target.sentinel_master(), Some("mymaster"));
         assert_eq!(target.redis_settings().password(), Some("from-file"));
         assert_eq!(target.redis_settings().db(), 1);
@@ -441,16 +479,21 @@ mod tests {
 
     #[test]
     fn a_sentinel_password_needs_a_sentinel_url() {
-        let err = RedisTarget::new("redis://redis", None)
-            .unwrap()
-            .with_sentinel_password("watchers")
-            .unwrap_err();
+        let settings = TargetSettings {
+            sentinel_password: Some("watchers"),
+            ..TargetSettings::default()
+        };
+        let err = RedisTarget::new("redis://redis", &settings).unwrap_err();
         assert!(err.contains("names no sentinels"), "{err}");
     }
 
     #[test]
     fn printing_never_shows_the_password() {
-        let target = RedisTarget::new("redis://user:hunter2@redis:6379", None).unwrap();
+        let target = RedisTarget::new(
+            "redis://user:hunter2@redis:6379",
+            &TargetSettings::default(),
+        )
+        .unwrap();
         assert_eq!(target.to_string(), "redis://user:***@redis:6379");
         assert!(!format!("{target:?}").contains("hunter2"));
     }

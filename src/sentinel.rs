@@ -86,7 +86,7 @@ impl Sentinels {
 
     /// Uses `settings` for TLS to the sentinels and the master; refused when the URL
     /// asked for no TLS.
-    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
+    pub fn set_tls(&mut self, settings: Option<&TlsSettings>) -> Result<(), String> {
         tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
     }
 

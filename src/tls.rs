@@ -91,14 +91,17 @@ impl TlsSettings {
     }
 }
 
-/// Puts `settings` into `tls`, the TLS of a URL naming several servers: `Some` when the
-/// URL asked for TLS. Refused for a URL without it, where the files would be silently
-/// ignored; the error suggests `tls_scheme`.
+/// Puts `settings`, when given, into `tls`, the TLS of a URL naming several servers:
+/// `Some` when the URL asked for TLS. Refused for a URL without it, where the files would
+/// be silently ignored; the error suggests `tls_scheme`.
 pub fn use_settings(
     tls: &mut Option<TlsSettings>,
-    settings: &TlsSettings,
+    settings: Option<&TlsSettings>,
     tls_scheme: &str,
 ) -> Result<(), String> {
+    let Some(settings) = settings else {
+        return Ok(());
+    };
     let tls = tls.as_mut().ok_or_else(|| not_a_tls_url(tls_scheme))?;
     *tls = settings.clone();
     Ok(())
@@ -135,11 +138,9 @@ pub fn node_client(
     tls.client(address.into_connection_info()?.set_redis_settings(settings))
 }
 
-/// The client for a parsed `rediss://` or `valkeys://` URL.
-///
-/// The only switch such a URL has, `#insecure`, turns verification off, and is refused:
-/// verification is never off.
-pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, String> {
+/// Refuses the only switch a `rediss://` or `valkeys://` URL has, `#insecure`: it turns
+/// verification off, which is never done.
+pub fn refuse_insecure(info: &ConnectionInfo) -> Result<(), String> {
     if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
         return Err(
             "#insecure would turn off certificate verification, which this worker never \
@@ -147,6 +148,11 @@ pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, Str
                 .to_owned(),
         );
     }
+    Ok(())
+}
+
+/// The client for a parsed `rediss://` or `valkeys://` URL, checked by [`refuse_insecure`].
+pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, String> {
     tls.client(info).map_err(|err| err.to_string())
 }
 

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::config::ReplicaWait;
 use crate::connection::{
     Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
     names_wrong_node,
@@ -48,15 +49,6 @@ pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(100);
 /// for less than a second; proxies and NATs wait seconds to minutes. Below this, the
 /// check would only add a round trip to every tick of a fast worker.
 pub const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
-
-/// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaWait {
-    /// How many replicas must acknowledge the write (`WAIT`'s first argument).
-    pub replicas: u32,
-    /// How long Redis waits for them (`WAIT`'s second argument).
-    pub timeout: Duration,
-}
 
 /// What a run achieved, for the line logged at shutdown.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -91,16 +91,14 @@ pub fn parse<T>(
     shown: fn(&str) -> String,
     parse_text: impl FnOnce(&str) -> Result<T, String>,
 ) -> Result<T, ConfigError> {
-    let (value, parsed) = match raw.to_str() {
-        Some(text) => (shown(text), parse_text(text)),
-        None => (
-            shown(&raw.to_string_lossy()),
-            Err("not valid UTF-8".to_owned()),
-        ),
+    let parsed = match raw.to_str() {
+        Some(text) => parse_text(text),
+        None => Err("not valid UTF-8".to_owned()),
     };
+    // Shown only when refused: a value that passes is shown by what it became.
     parsed.map_err(|reason| ConfigError::Invalid {
         setting,
-        value,
+        value: shown(&raw.to_string_lossy()),
         reason,
     })
 }
