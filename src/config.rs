@@ -9,6 +9,7 @@
 //! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
 //! each.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -198,7 +199,7 @@ impl Config {
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
             replica_wait: replica_wait(&flags, &cli)?,
             health_file: flags.parse("health_file", &cli.health_file, |raw| {
-                Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
+                Ok::<_, Infallible>((!raw.is_empty()).then(|| PathBuf::from(raw)))
             })?,
             key_setting: flags.name("key"),
             command: cli.command.unwrap_or(Command::Run),
@@ -264,7 +265,7 @@ fn read_password_file(path: &str) -> Result<Option<String>, String> {
 fn tls_settings(
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<Option<TlsSettings>, ConfigError> {
-    let path = |name| from_env(env, name, |path| Ok(path.to_owned()));
+    let path = |name| from_env(env, name, |path| Ok::<_, Infallible>(path.to_owned()));
     let (ca, cert, key) = (
         path(tls::CA_FILE_ENV)?,
         path(tls::CERT_FILE_ENV)?,

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, ProtocolVersion, PushInfo, PushKind,
-    RedisConnectionInfo, RedisError,
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, IntoConnectionInfo, ProtocolVersion,
+    PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisResult,
 };
 
-use crate::tls;
+use crate::target_error::TargetError;
+use crate::tls::{self, TlsSettings};
 
 /// How long to wait for a connection (TCP, `HELLO`/`AUTH`, `SELECT`) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,6 +75,32 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
     })
 }
 
+/// The client for one node at `host:port`, logging in with `settings`, over TLS with
+/// `tls` when given, else over plain TCP.
+///
+/// Every connection to a node whose address was learnt at run time (a master named by
+/// the sentinels, a cluster node a redirect names) is built here, so it uses the same
+/// transport as the URL said.
+pub fn node_client(
+    host: &str,
+    port: u16,
+    settings: RedisConnectionInfo,
+    tls: Option<&TlsSettings>,
+) -> RedisResult<Client> {
+    let host = host.to_owned();
+    let Some(tls) = tls else {
+        let info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
+        return Client::open(info.set_redis_settings(settings));
+    };
+    let address = ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure: false,
+        tls_params: None,
+    };
+    tls.client(address.into_connection_info()?.set_redis_settings(settings))
+}
+
 /// The settings for a Redis data node (at a fixed address, a master found through
 /// Sentinel, a cluster node), checked and completed the same way.
 ///
@@ -81,9 +108,11 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
 /// and newer speak it. No `CLIENT SETINFO` on connect: Redis 7.0 does not know it, and from
 /// 7.2 on a user limited to the worker's rule (`acl_rule`) would log a denial in `ACL LOG`
 /// for every connection.
-pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
+pub fn data_node_settings(
+    settings: RedisConnectionInfo,
+) -> Result<RedisConnectionInfo, TargetError> {
     if settings.db() < 0 {
-        return Err("the database index must be a non-negative integer".to_owned());
+        return Err(TargetError::NegativeDatabase);
     }
     Ok(settings
         .set_protocol(ProtocolVersion::RESP3)

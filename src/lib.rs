@@ -17,7 +17,7 @@ mod failure_log;
 mod health;
 mod health_state;
 mod logging;
-mod node_address;
+mod node_set;
 mod redirect;
 mod redis_target;
 mod resources;
@@ -25,6 +25,7 @@ mod schedule;
 mod sentinel;
 mod setting_file;
 mod shutdown;
+mod target_error;
 mod tls;
 mod worker;
 

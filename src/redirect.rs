@@ -90,7 +90,7 @@ async fn open_named(
     extra_reply_time: Duration,
 ) -> Option<Connection> {
     let node_name = format!("{host}:{port}");
-    let node = match cluster.node(host, port) {
+    let node = match cluster.nodes.data_client(host, port) {
         Ok(node) => node,
         Err(err) => {
             warn!(node = %node_name, error = %err, "cannot use the node a cluster redirect names");

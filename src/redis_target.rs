@@ -15,7 +15,9 @@ use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisErr
 use crate::cluster::{self, Cluster};
 use crate::connection::{self, Connection, NodeAddress, data_node_settings, describe};
 use crate::escape::escaped;
+use crate::node_set::NodeSet;
 use crate::sentinel::{self, Sentinels};
+use crate::target_error::TargetError;
 use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
@@ -35,6 +37,12 @@ enum Servers {
     Fixed(Client),
     Sentinel(Sentinels),
     Cluster(Cluster),
+}
+
+/// The client of a fixed address, or the node set of a Sentinel or Cluster URL.
+enum Reached<'a> {
+    Fixed(&'a Client),
+    Nodes(&'a NodeSet),
 }
 
 /// What a URL does not say, given beside it: the passwords from files and the TLS files.
@@ -65,26 +73,20 @@ pub enum Topology {
 impl RedisTarget {
     /// Validates `url` and the `settings` given beside it, each client built once.
     ///
-    /// The error is a reason for a person, without the URL itself: the caller names the
-    /// setting and shows the [`redact`]ed value.
-    pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, String> {
+    /// The error's text is a reason for a person, without the URL itself: the caller names
+    /// the setting and shows the [`redact`]ed value.
+    pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
         let servers = if sentinel::names_sentinels(url) {
             let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
-            if let Some(password) = settings.password {
-                sentinels.set_redis_password(password);
-            }
             if let Some(password) = settings.sentinel_password {
                 sentinels.set_sentinel_password(password);
             }
-            sentinels.set_tls(settings.tls)?;
+            with_settings(&mut sentinels.nodes, settings)?;
             Servers::Sentinel(sentinels)
         } else if cluster::names_cluster(url) {
             let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
-            if let Some(password) = settings.password {
-                cluster.set_redis_password(password);
-            }
             refuse_sentinel_password(settings)?;
-            cluster.set_tls(settings.tls)?;
+            with_settings(&mut cluster.nodes, settings)?;
             Servers::Cluster(cluster)
         } else {
             let info = fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
@@ -128,10 +130,9 @@ impl RedisTarget {
     /// it is found: what the ACL rule must allow (`SELECT`), and what the tests of the
     /// password rules read.
     pub fn redis_settings(&self) -> &redis::RedisConnectionInfo {
-        match &self.servers {
-            Servers::Fixed(client) => client.get_connection_info().redis_settings(),
-            Servers::Sentinel(sentinels) => sentinels.redis_settings(),
-            Servers::Cluster(cluster) => cluster.redis_settings(),
+        match self.reached() {
+            Reached::Fixed(client) => client.get_connection_info().redis_settings(),
+            Reached::Nodes(nodes) => nodes.redis_settings(),
         }
     }
 
@@ -164,13 +165,22 @@ impl RedisTarget {
 
     /// True when the URL asked for TLS.
     fn uses_tls(&self) -> bool {
-        match &self.servers {
-            Servers::Fixed(client) => matches!(
+        match self.reached() {
+            Reached::Fixed(client) => matches!(
                 client.get_connection_info().addr(),
                 ConnectionAddr::TcpTls { .. }
             ),
-            Servers::Sentinel(sentinels) => sentinels.uses_tls(),
-            Servers::Cluster(cluster) => cluster.uses_tls(),
+            Reached::Nodes(nodes) => nodes.uses_tls(),
+        }
+    }
+
+    /// What the login and transport are read from: the fixed address's client, or the node
+    /// set a Sentinel or Cluster URL names, which share them.
+    fn reached(&self) -> Reached<'_> {
+        match &self.servers {
+            Servers::Fixed(client) => Reached::Fixed(client),
+            Servers::Sentinel(sentinels) => Reached::Nodes(&sentinels.nodes),
+            Servers::Cluster(cluster) => Reached::Nodes(&cluster.nodes),
         }
     }
 
@@ -198,24 +208,25 @@ impl RedisTarget {
 /// `reason`, why `url` was refused; when its login holds a character that ends a URL's
 /// login part, that is the reason given instead: a password written raw, as generated ones
 /// often are, makes the rest of the URL read wrong.
-fn in_url(url: &str, reason: String) -> String {
+fn in_url(url: &str, reason: TargetError) -> TargetError {
     if login_holds_a_separator(url) {
-        return "the user name or password holds a raw /, ? or #, which ends a URL's login; \
-                a password in a URL must be percent-encoded (/ as %2F, @ as %40, : as %3A), \
-                or given in REDIS_PASSWORD_FILE"
-            .to_owned();
+        return TargetError::RawSeparatorInLogin;
     }
     reason
 }
 
+/// Gives `nodes` the password and TLS files of `settings`, each when given.
+fn with_settings(nodes: &mut NodeSet, settings: &TargetSettings<'_>) -> Result<(), TargetError> {
+    if let Some(password) = settings.password {
+        nodes.set_redis_password(password);
+    }
+    nodes.set_tls(settings.tls)
+}
+
 /// Refuses a sentinel password for a URL that names no sentinels.
-fn refuse_sentinel_password(settings: &TargetSettings<'_>) -> Result<(), String> {
+fn refuse_sentinel_password(settings: &TargetSettings<'_>) -> Result<(), TargetError> {
     match settings.sentinel_password {
-        Some(_) => Err(format!(
-            "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
-             names no sentinels; use {}://",
-            sentinel::SCHEME
-        )),
+        Some(_) => Err(TargetError::SentinelPasswordWithoutSentinels),
         None => Ok(()),
     }
 }
@@ -229,24 +240,16 @@ fn login_holds_a_separator(url: &str) -> bool {
 }
 
 /// The connection info of a `redis://` URL, with `password` overriding the URL's.
-fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, String> {
-    let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
+fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, TargetError> {
+    let parsed = url::Url::parse(url).map_err(TargetError::NotAUrl)?;
     // Valkey's own names for the same protocol; the client reads them alike.
     if !matches!(parsed.scheme(), "redis" | "valkey" | "rediss" | "valkeys") {
-        return Err(format!(
-            "scheme {:?} is not supported; use redis://, rediss://, valkey://, \
-             valkeys://, {}:// or {}://",
-            parsed.scheme(),
-            sentinel::SCHEME,
-            cluster::SCHEME
-        ));
+        return Err(TargetError::UnsupportedScheme(parsed.scheme().to_owned()));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL names no host".to_owned());
+        return Err(TargetError::NoHost);
     }
-    let info: ConnectionInfo = parsed
-        .into_connection_info()
-        .map_err(|err| err.to_string())?;
+    let info: ConnectionInfo = parsed.into_connection_info()?;
     tls::refuse_insecure(&info)?;
     let mut settings = data_node_settings(info.redis_settings().clone())?;
     if let Some(password) = password {
@@ -257,13 +260,13 @@ fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, Strin
 
 /// The client for a `redis://` URL's `info`, over TLS with `tls` (or the built-in roots)
 /// when the URL says so.
-fn fixed_client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> Result<Client, String> {
+fn fixed_client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> Result<Client, TargetError> {
     let uses_tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
     match tls {
-        Some(_) if !uses_tls => Err(tls::not_a_tls_url("rediss:// or valkeys://")),
+        Some(_) if !uses_tls => Err(TargetError::NotTls("rediss", Some("valkeys"))),
         Some(tls) => tls::url_client(info, tls),
         None if uses_tls => tls::url_client(info, &TlsSettings::default()),
-        None => Client::open(info).map_err(|err| err.to_string()),
+        None => Ok(Client::open(info)?),
     }
 }
 
@@ -367,15 +370,24 @@ mod tests {
         }
         let err = RedisTarget::new("rediss://redis:6380/#insecure", &TargetSettings::default())
             .unwrap_err();
-        assert!(err.contains("never"), "{err}");
+        assert_eq!(err, TargetError::Insecure);
     }
 
     #[test]
     fn tls_files_are_refused_for_a_url_without_tls() {
-        for url in [
-            "redis://redis",
-            "redis+sentinel://s1/mymaster",
-            "redis+cluster://n1",
+        for (url, with_tls) in [
+            (
+                "redis://redis",
+                TargetError::NotTls("rediss", Some("valkeys")),
+            ),
+            (
+                "redis+sentinel://s1/mymaster",
+                TargetError::NotTls(sentinel::TLS_SCHEME, None),
+            ),
+            (
+                "redis+cluster://n1",
+                TargetError::NotTls(cluster::TLS_SCHEME, None),
+            ),
         ] {
             let tls = TlsSettings::default();
             let settings = TargetSettings {
@@ -383,19 +395,19 @@ mod tests {
                 ..TargetSettings::default()
             };
             let err = RedisTarget::new(url, &settings).unwrap_err();
-            assert!(err.contains("does not use TLS"), "{url}: {err}");
+            assert_eq!(err, with_tls, "{url}: {err}");
         }
     }
 
     #[test]
     fn rejects_other_schemes() {
-        for url in [
-            "http://redis:6379",
-            "unix:///tmp/redis.sock",
-            "valkey+unix:///tmp/valkey.sock",
+        for (url, scheme) in [
+            ("http://redis:6379", "http"),
+            ("unix:///tmp/redis.sock", "unix"),
+            ("valkey+unix:///tmp/valkey.sock", "valkey+unix"),
         ] {
             let err = RedisTarget::new(url, &TargetSettings::default()).unwrap_err();
-            assert!(err.contains("not supported"), "{url}: {err}");
+            assert_eq!(err, TargetError::UnsupportedScheme(scheme.to_owned()));
         }
     }
 
@@ -423,12 +435,12 @@ mod tests {
             "redis+sentinel://u:p/w@s1/mymaster",
             "redis+cluster://u:p?w@n1",
         ] {
-            let err = RedisTarget::new(url, &TargetSettings::default())
-                .err()
-                .unwrap_or_default();
-            assert!(err.contains("percent-encoded"), "{url}: {err}");
-            assert!(err.contains("REDIS_PASSWORD_FILE"), "{url}: {err}");
+            let err = RedisTarget::new(url, &TargetSettings::default()).err();
+            assert_eq!(err, Some(TargetError::RawSeparatorInLogin), "{url}");
         }
+        let message = TargetError::RawSeparatorInLogin.to_string();
+        assert!(message.contains("percent-encoded"), "{message}");
+        assert!(message.contains("REDIS_PASSWORD_FILE"), "{message}");
         let encoded = "redis://u:p%40ss%2Fw%3Ard@host:6379";
         let target = RedisTarget::new(encoded, &TargetSettings::default()).unwrap();
         assert_eq!(target.redis_settings().password(), Some("p@ss/w:rd"));
@@ -438,14 +450,15 @@ mod tests {
     fn rejects_a_bad_database_number() {
         let err =
             RedisTarget::new("redis://redis:6379/abc", &TargetSettings::default()).unwrap_err();
-        assert!(err.contains("database"), "{err}");
+        assert!(matches!(err, TargetError::Client(_)), "{err}");
+        assert!(err.to_string().contains("database"), "{err}");
     }
 
     #[test]
     fn rejects_a_negative_database_index() {
         let err =
             RedisTarget::new("redis://redis:6379/-1", &TargetSettings::default()).unwrap_err();
-        assert!(err.contains("non-negative"), "{err}");
+        assert_eq!(err, TargetError::NegativeDatabase);
     }
 
     #[test]
@@ -484,7 +497,7 @@ mod tests {
             ..TargetSettings::default()
         };
         let err = RedisTarget::new("redis://redis", &settings).unwrap_err();
-        assert!(err.contains("names no sentinels"), "{err}");
+        assert_eq!(err, TargetError::SentinelPasswordWithoutSentinels);
     }
 
     #[test]

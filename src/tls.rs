@@ -17,14 +17,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, RedisResult, TlsCertificates,
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, RedisError, RedisResult,
+    TlsCertificates,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::setting_file;
+use crate::target_error::TargetError;
 
 /// The variable naming a PEM file of CA certificates to trust instead of Mozilla's roots.
 pub const CA_FILE_ENV: &str = "REDIS_TLS_CA_FILE";
@@ -82,7 +83,7 @@ impl TlsSettings {
     }
 
     /// The client for `info`, whose address must be a TLS one.
-    fn client(&self, info: ConnectionInfo) -> RedisResult<Client> {
+    pub fn client(&self, info: ConnectionInfo) -> RedisResult<Client> {
         install_crypto_provider();
         match &self.certificates {
             Some(certificates) => Client::build_with_tls(info, certificates.clone()),
@@ -97,63 +98,28 @@ impl TlsSettings {
 pub fn use_settings(
     tls: &mut Option<TlsSettings>,
     settings: Option<&TlsSettings>,
-    tls_scheme: &str,
-) -> Result<(), String> {
+    tls_scheme: &'static str,
+) -> Result<(), TargetError> {
     let Some(settings) = settings else {
         return Ok(());
     };
-    let tls = tls.as_mut().ok_or_else(|| not_a_tls_url(tls_scheme))?;
+    let tls = tls.as_mut().ok_or(TargetError::NotTls(tls_scheme, None))?;
     *tls = settings.clone();
     Ok(())
 }
 
-/// The refusal of TLS files for a URL without TLS; `suggested` names the TLS form.
-pub fn not_a_tls_url(suggested: &str) -> String {
-    format!("TLS files are set (REDIS_TLS_*_FILE), but the URL does not use TLS; use {suggested}")
-}
-
-/// The client for one node at `host:port`, logging in with `settings`, over TLS with
-/// `tls` when given, else over plain TCP.
-///
-/// Every connection to a node whose address was learnt at run time (a master named by
-/// the sentinels, a cluster node a redirect names) is built here, so it uses the same
-/// transport as the URL said.
-pub fn node_client(
-    host: &str,
-    port: u16,
-    settings: RedisConnectionInfo,
-    tls: Option<&TlsSettings>,
-) -> RedisResult<Client> {
-    let host = host.to_owned();
-    let Some(tls) = tls else {
-        let info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
-        return Client::open(info.set_redis_settings(settings));
-    };
-    let address = ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    };
-    tls.client(address.into_connection_info()?.set_redis_settings(settings))
-}
-
 /// Refuses the only switch a `rediss://` or `valkeys://` URL has, `#insecure`: it turns
 /// verification off, which is never done.
-pub fn refuse_insecure(info: &ConnectionInfo) -> Result<(), String> {
+pub fn refuse_insecure(info: &ConnectionInfo) -> Result<(), TargetError> {
     if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
-        return Err(
-            "#insecure would turn off certificate verification, which this worker never \
-             does; trust a private CA with REDIS_TLS_CA_FILE instead"
-                .to_owned(),
-        );
+        return Err(TargetError::Insecure);
     }
     Ok(())
 }
 
 /// The client for a parsed `rediss://` or `valkeys://` URL, checked by [`refuse_insecure`].
-pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, String> {
-    tls.client(info).map_err(|err| err.to_string())
+pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, TargetError> {
+    Ok(tls.client(info)?)
 }
 
 /// Makes ring the process's crypto provider, once; later calls change nothing.
