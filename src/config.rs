@@ -11,7 +11,7 @@
 
 use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
@@ -38,9 +38,6 @@ const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
-
-/// The largest password file read; a secret is a line, not a document.
-const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
 
 /// The settings that have no flag, for `--help`.
 const AFTER_HELP: &str = "\
@@ -214,8 +211,12 @@ fn redis_target(
     url: &OsString,
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<RedisTarget, ConfigError> {
-    let password = from_env(env, "REDIS_PASSWORD_FILE", read_password_file)?;
-    let sentinel_password = from_env(env, "REDIS_SENTINEL_PASSWORD_FILE", read_password_file)?;
+    let password = from_env(env, "REDIS_PASSWORD_FILE", setting_file::read_password)?;
+    let sentinel_password = from_env(
+        env,
+        "REDIS_SENTINEL_PASSWORD_FILE",
+        setting_file::read_password,
+    )?;
     let tls = tls_settings(env)?;
     let settings = TargetSettings {
         password: password.as_deref(),
@@ -246,20 +247,6 @@ fn replica_wait(flags: &Flags<'_>, cli: &Cli) -> Result<Option<ReplicaWait>, Con
     Ok((replicas > 0).then_some(ReplicaWait { replicas, timeout }))
 }
 
-/// The password in the file at `path`, a trailing newline dropped; none for an empty path.
-fn read_password_file(path: &str) -> Result<Option<String>, String> {
-    if path.is_empty() {
-        return Ok(None);
-    }
-    let bytes = setting_file::read(Path::new(path), MAX_PASSWORD_FILE_BYTES, "one password")?;
-    let text = String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text")?;
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err("the file is empty".to_owned());
-    }
-    Ok(Some(password.to_owned()))
-}
-
 /// The TLS files' settings, read and checked; `None` when none is set. Each path is read
 /// as any environment-only setting is, and a file that cannot be used names its setting.
 fn tls_settings(
@@ -273,8 +260,8 @@ fn tls_settings(
     );
     TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
         setting: err.setting.to_owned(),
+        reason: err.to_string(),
         value: err.path,
-        reason: err.reason,
     })
 }
 

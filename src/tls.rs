@@ -12,6 +12,7 @@
 //! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
 //! it panics; every TLS client is built through [`client`], which installs ring's first.
 
+use std::fmt;
 use std::mem::{Discriminant, discriminant};
 use std::path::Path;
 use std::sync::Arc;
@@ -46,16 +47,70 @@ pub struct TlsSettings {
     certificates: Option<TlsCertificates>,
 }
 
-/// A TLS file that cannot be used: which setting, the path it gave, and why.
-#[derive(Debug, PartialEq, Eq)]
+/// A TLS file that cannot be used: which setting, the path it gave, and why. `Display`
+/// gives the reason, which a person reads after the setting's name and path.
+#[derive(Debug)]
 pub struct FileError {
     /// The environment variable that named the file.
     pub setting: &'static str,
     /// The path it holds.
     pub path: String,
-    /// What is wrong with the file, for a person.
-    pub reason: String,
+    /// What is wrong with the file.
+    pub reason: FileProblem,
 }
+
+/// What is wrong with a TLS file.
+#[derive(Debug)]
+pub enum FileProblem {
+    /// It cannot be read by the rules of every file a setting names.
+    File(setting_file::FileError),
+    /// Its PEM does not parse.
+    NotPem(rustls::pki_types::pem::Error),
+    /// It holds no certificate.
+    NoCertificate,
+    /// A certificate in the CA file that cannot be a trust anchor.
+    NotCa(rustls::Error),
+    /// A certificate or a key given without the other; the setting that is missing.
+    MissingPair(&'static str),
+    /// The key file holds no private key.
+    NoKey(rustls::pki_types::pem::Error),
+    /// rustls has no protocol version to offer.
+    Protocol(rustls::Error),
+    /// rustls refused the key for the certificate.
+    KeyDoesNotFit(rustls::Error),
+    /// The client certificate is X.509 version 1, which rustls refuses.
+    VersionOne,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            FileProblem::File(err) => write!(f, "{err}"),
+            FileProblem::NotPem(err) => write!(f, "not PEM certificates: {err}"),
+            FileProblem::NoCertificate => {
+                f.write_str("holds no PEM certificate (BEGIN CERTIFICATE)")
+            }
+            FileProblem::NotCa(err) => write!(f, "not a CA certificate: {err}"),
+            FileProblem::MissingPair(missing) => write!(
+                f,
+                "{missing} is not set; a client certificate needs its key and the key its \
+                 certificate"
+            ),
+            FileProblem::NoKey(err) => write!(f, "holds no PEM private key: {err}"),
+            FileProblem::Protocol(err) => write!(f, "{err}"),
+            FileProblem::KeyDoesNotFit(err) => {
+                write!(f, "does not fit the certificate in {CERT_FILE_ENV}: {err}")
+            }
+            FileProblem::VersionOne => f.write_str(
+                "an X.509 version 1 certificate (issued without extensions), which TLS \
+                 clients refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile \
+                 FILE with extendedKeyUsage=clientAuth in FILE",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
 
 impl TlsSettings {
     /// Reads and checks the files named by [`CA_FILE_ENV`], [`CERT_FILE_ENV`] and
@@ -150,14 +205,14 @@ pub fn is_certificate_refusal(err: &RedisError) -> bool {
 
 fn read_pem(setting: &'static str, path: &str) -> Result<Vec<u8>, FileError> {
     setting_file::read(Path::new(path), MAX_FILE_BYTES, "PEM certificates or a key")
-        .map_err(|reason| file_error(setting, path, reason))
+        .map_err(|err| file_error(setting, path, FileProblem::File(err)))
 }
 
-fn file_error(setting: &'static str, path: &str, reason: impl Into<String>) -> FileError {
+fn file_error(setting: &'static str, path: &str, reason: FileProblem) -> FileError {
     FileError {
         setting,
         path: path.to_owned(),
-        reason: reason.into(),
+        reason,
     }
 }
 
@@ -165,9 +220,7 @@ fn missing_pair(given: &'static str, path: String, missing: &'static str) -> Fil
     FileError {
         setting: given,
         path,
-        reason: format!(
-            "{missing} is not set; a client certificate needs its key and the key its certificate"
-        ),
+        reason: FileProblem::MissingPair(missing),
     }
 }
 
@@ -179,13 +232,9 @@ fn certificates(
 ) -> Result<Vec<CertificateDer<'static>>, FileError> {
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| file_error(setting, path, format!("not PEM certificates: {err}")))?;
+        .map_err(|err| file_error(setting, path, FileProblem::NotPem(err)))?;
     if certificates.is_empty() {
-        return Err(file_error(
-            setting,
-            path,
-            "holds no PEM certificate (BEGIN CERTIFICATE)",
-        ));
+        return Err(file_error(setting, path, FileProblem::NoCertificate));
     }
     Ok(certificates)
 }
@@ -197,7 +246,7 @@ fn read_roots(path: &str) -> Result<Vec<u8>, FileError> {
     for certificate in certificates(CA_FILE_ENV, path, &pem)? {
         roots
             .add(certificate)
-            .map_err(|err| file_error(CA_FILE_ENV, path, format!("not a CA certificate: {err}")))?;
+            .map_err(|err| file_error(CA_FILE_ENV, path, FileProblem::NotCa(err)))?;
     }
     Ok(pem)
 }
@@ -207,20 +256,15 @@ fn read_identity(cert_path: &str, key_path: &str) -> Result<ClientTlsConfig, Fil
     let client_cert = read_pem(CERT_FILE_ENV, cert_path)?;
     let chain = certificates(CERT_FILE_ENV, cert_path, &client_cert)?;
     let client_key = read_pem(KEY_FILE_ENV, key_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&client_key).map_err(|err| {
-        file_error(
-            KEY_FILE_ENV,
-            key_path,
-            format!("holds no PEM private key: {err}"),
-        )
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(&client_key)
+        .map_err(|err| file_error(KEY_FILE_ENV, key_path, FileProblem::NoKey(err)))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|err| file_error(KEY_FILE_ENV, key_path, err.to_string()))?
+        .map_err(|err| file_error(KEY_FILE_ENV, key_path, FileProblem::Protocol(err)))?
         .with_root_certificates(RootCertStore::empty())
         .with_client_auth_cert(chain, key)
-        .map_err(|err| identity_error(&err, cert_path, key_path))?;
+        .map_err(|err| identity_error(err, cert_path, key_path))?;
     Ok(ClientTlsConfig {
         client_cert,
         client_key,
@@ -230,21 +274,11 @@ fn read_identity(cert_path: &str, key_path: &str) -> Result<ClientTlsConfig, Fil
 /// Why rustls refused a client certificate and key as a pair: a certificate of X.509
 /// version 1 (what `openssl x509 -req` makes without `-extfile`) is named as such, with how
 /// to re-issue it; any other refusal is the key's not fitting the certificate.
-fn identity_error(err: &rustls::Error, cert_path: &str, key_path: &str) -> FileError {
-    if is_version_one_certificate(err) {
-        return file_error(
-            CERT_FILE_ENV,
-            cert_path,
-            "an X.509 version 1 certificate (issued without extensions), which TLS clients \
-             refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile FILE with \
-             extendedKeyUsage=clientAuth in FILE",
-        );
+fn identity_error(err: rustls::Error, cert_path: &str, key_path: &str) -> FileError {
+    if is_version_one_certificate(&err) {
+        return file_error(CERT_FILE_ENV, cert_path, FileProblem::VersionOne);
     }
-    file_error(
-        KEY_FILE_ENV,
-        key_path,
-        format!("does not fit the certificate in {CERT_FILE_ENV}: {err}"),
-    )
+    file_error(KEY_FILE_ENV, key_path, FileProblem::KeyDoesNotFit(err))
 }
 
 /// True when rustls refused a certificate for being X.509 version 1.

@@ -211,7 +211,8 @@ fn rejects_an_empty_password_file() {
 #[test]
 fn rejects_a_password_file_larger_than_the_bound() {
     let file = tempfile::NamedTempFile::new().unwrap();
-    let too_long = vec![b'x'; usize::try_from(MAX_PASSWORD_FILE_BYTES).unwrap() + 1];
+    let too_long =
+        vec![b'x'; usize::try_from(crate::setting_file::MAX_PASSWORD_FILE_BYTES).unwrap() + 1];
     std::fs::write(file.path(), too_long).unwrap();
     let path = file.path().to_str().unwrap();
     let message = rejection(&[], &[("REDIS_PASSWORD_FILE", path)]);
