@@ -14,7 +14,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 
 use crate::logging::{self, LogFormat};
@@ -23,18 +23,10 @@ use crate::setting_file;
 use crate::tls::{self, TlsSettings};
 
 mod source;
+mod value;
 
 pub use source::ConfigError;
 use source::{Flags, from_env, parse, usage_error};
-
-/// The longest accepted interval; anything longer is almost certainly a typo.
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The shortest accepted interval: below it the worker would only load Redis.
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
-
-/// The longest `WAIT` timeout: a tick must end, whatever the replicas do.
-const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
@@ -190,9 +182,9 @@ impl Config {
         let redis = redis_target(&flags, &cli.redis_url, &env)?;
         Ok(Self {
             redis,
-            key: flags.parse("key", &cli.key, parse_key)?,
-            interval: flags.parse("interval", &cli.interval, parse_interval)?,
-            log_format: flags.parse("log_format", &cli.log_format, parse_enum)?,
+            key: flags.parse("key", &cli.key, value::key)?,
+            interval: flags.parse("interval", &cli.interval, value::interval)?,
+            log_format: flags.parse("log_format", &cli.log_format, value::one_of)?,
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
             replica_wait: replica_wait(&flags, &cli)?,
             health_file: flags.parse("health_file", &cli.health_file, |raw| {
@@ -230,20 +222,8 @@ fn redis_target(
 
 /// `--wait-replicas` and `--wait-timeout`; `None` for 0 replicas.
 fn replica_wait(flags: &Flags<'_>, cli: &Cli) -> Result<Option<ReplicaWait>, ConfigError> {
-    let replicas = flags.parse("wait_replicas", &cli.wait_replicas, |raw| {
-        raw.trim()
-            .parse()
-            .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
-    })?;
-    let timeout = flags.parse("wait_timeout", &cli.wait_timeout, |raw| {
-        // WAIT with a timeout of 0 would block forever.
-        let timeout = parse_duration(raw, "500ms or 1s")?;
-        within(
-            timeout,
-            (MIN_INTERVAL, "1ms"),
-            (MAX_WAIT_TIMEOUT, "1 minute"),
-        )
-    })?;
+    let replicas = flags.parse("wait_replicas", &cli.wait_replicas, value::replicas)?;
+    let timeout = flags.parse("wait_timeout", &cli.wait_timeout, value::wait_timeout)?;
     Ok((replicas > 0).then_some(ReplicaWait { replicas, timeout }))
 }
 
@@ -262,54 +242,6 @@ fn tls_settings(
         setting: err.setting.to_owned(),
         reason: err.to_string(),
         value: err.path,
-    })
-}
-
-fn parse_key(raw: &str) -> Result<String, String> {
-    if raw.is_empty() {
-        return Err("the key must not be empty".to_owned());
-    }
-    Ok(raw.to_owned())
-}
-
-fn parse_interval(raw: &str) -> Result<Duration, String> {
-    let interval = parse_duration(raw, "250ms, 2s or 1m")?;
-    if interval.is_zero() {
-        return Err("must be greater than zero".to_owned());
-    }
-    within(interval, (MIN_INTERVAL, "1ms"), (MAX_INTERVAL, "1 day"))
-}
-
-/// A human duration (`250ms`, `2s`, `1m`); `examples` show the form in the error.
-fn parse_duration(raw: &str, examples: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw.trim())
-        .map_err(|err| format!("not a duration ({err}); write it like {examples}"))
-}
-
-/// `duration` when it lies between the bounds, each given with its words for a person.
-fn within(
-    duration: Duration,
-    (min, min_shown): (Duration, &str),
-    (max, max_shown): (Duration, &str),
-) -> Result<Duration, String> {
-    if duration < min {
-        return Err(format!("must be at least {min_shown}"));
-    }
-    if duration > max {
-        return Err(format!("must be at most {max_shown}"));
-    }
-    Ok(duration)
-}
-
-/// One of the names clap knows for `T`'s variants (`text`, `json`).
-fn parse_enum<T: ValueEnum>(raw: &str) -> Result<T, String> {
-    T::from_str(raw, false).map_err(|_| {
-        let names: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(ValueEnum::to_possible_value)
-            .map(|value| format!("{:?}", value.get_name()))
-            .collect();
-        format!("must be {}", names.join(" or "))
     })
 }
 

@@ -70,9 +70,9 @@ fn intervals_in_human_units() {
         ("2s", Duration::from_secs(2)),
         ("1m", Duration::from_secs(60)),
         ("1m 30s", Duration::from_secs(90)),
-        ("1day", MAX_INTERVAL),
+        ("1day", value::MAX_INTERVAL),
     ] {
-        assert_eq!(parse_interval(raw), Ok(expected), "{raw}");
+        assert_eq!(value::interval(raw), Ok(expected), "{raw}");
     }
 }
 
