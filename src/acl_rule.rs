@@ -10,8 +10,33 @@
 //! need no grant; `CLIENT SETINFO` is never sent (see `connection`), so no grant is
 //! needed for it either, which Redis 7.0 could not even parse.
 
+use std::fmt;
+
 use crate::config::{Config, ConfigError};
 use crate::redis_target::Topology;
+
+/// A key that no ACL rule can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyError {
+    /// The empty key.
+    Empty,
+    /// A key with spaces or control characters, which an ACL file splits or cannot hold.
+    Unwritable,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "the key must not be empty",
+            Self::Unwritable => {
+                "an ACL rule cannot name a key holding spaces or control characters \
+                 (ACL files split at spaces); choose another key"
+            }
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
 
 /// What the worker's validated settings make it do on a Redis data node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +65,7 @@ pub fn for_config(config: &Config) -> Result<String, ConfigError> {
     rule(&access).map_err(|reason| ConfigError::Invalid {
         setting: config.key_setting.clone(),
         value: config.key.clone(),
-        reason,
+        reason: reason.to_string(),
     })
 }
 
@@ -50,7 +75,7 @@ pub fn for_config(config: &Config) -> Result<String, ConfigError> {
 ///
 /// Refused (with the reason, for a person) when the key cannot be written as an ACL key
 /// pattern: an ACL file splits its lines at spaces and has no quoting.
-pub fn rule(access: &WorkerAccess<'_>) -> Result<String, String> {
+pub fn rule(access: &WorkerAccess<'_>) -> Result<String, KeyError> {
     let mut words = vec![
         "resetkeys".to_owned(),
         format!("~{}", key_pattern(access.key)?),
@@ -81,16 +106,12 @@ fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
 
 /// `key` as a Redis glob pattern that matches it and nothing else: the glob's special
 /// characters are escaped with a backslash.
-fn key_pattern(key: &str) -> Result<String, String> {
+fn key_pattern(key: &str) -> Result<String, KeyError> {
     if key.is_empty() {
-        return Err("the key must not be empty".to_owned());
+        return Err(KeyError::Empty);
     }
     if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(
-            "an ACL rule cannot name a key holding spaces or control characters \
-             (ACL files split at spaces); choose another key"
-                .to_owned(),
-        );
+        return Err(KeyError::Unwritable);
     }
     let mut pattern = String::with_capacity(key.len());
     for c in key.chars() {
@@ -187,12 +208,17 @@ mod tests {
 
     #[test]
     fn a_key_an_acl_file_cannot_hold_is_refused() {
-        for key in ["two words", "tab\there", "line\nbreak", ""] {
+        for (key, reason) in [
+            ("two words", KeyError::Unwritable),
+            ("tab\there", KeyError::Unwritable),
+            ("line\nbreak", KeyError::Unwritable),
+            ("", KeyError::Empty),
+        ] {
             let refused = rule(&WorkerAccess {
                 key,
                 ..access(Topology::Fixed, false, 0)
             });
-            assert!(refused.is_err(), "{key:?}: {refused:?}");
+            assert_eq!(refused, Err(reason), "{key:?}");
         }
     }
 }
