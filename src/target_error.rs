@@ -51,6 +51,38 @@ pub enum TargetError {
     ClusterPath,
 }
 
+impl TargetError {
+    /// The reason of a variant that carries nothing but itself.
+    fn fixed_reason(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::NoHost => "the URL names no host",
+            Self::NegativeDatabase => "the database index must be a non-negative integer",
+            Self::Insecure => {
+                "#insecure would turn off certificate verification, which this worker never \
+                 does; trust a private CA with REDIS_TLS_CA_FILE instead"
+            }
+            Self::SentinelPasswordWithoutSentinels => {
+                "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
+                 names no sentinels; use redis+sentinel://"
+            }
+            Self::RawSeparatorInLogin => {
+                "the user name or password holds a raw /, ? or #, which ends a URL's login; \
+                 a password in a URL must be percent-encoded (/ as %2F, @ as %40, : as %3A), \
+                 or given in REDIS_PASSWORD_FILE"
+            }
+            Self::EmptyHostEntry => "the host list has an empty entry",
+            Self::NoMaster => {
+                "the URL names no master; write the master's name after the hosts: …/mymaster"
+            }
+            Self::TooManyPathSegments => {
+                "too many path segments; write …/master-name or …/master-name/db"
+            }
+            Self::ClusterPath => "a cluster has only database 0; the URL takes no path",
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Display for TargetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -60,35 +92,15 @@ impl fmt::Display for TargetError {
                 "scheme {scheme:?} is not supported; use redis://, rediss://, valkey://, \
                  valkeys://, redis+sentinel:// or redis+cluster://"
             ),
-            Self::NoHost => f.write_str("the URL names no host"),
             Self::Client(err) => write!(f, "{err}"),
-            Self::NegativeDatabase => {
-                f.write_str("the database index must be a non-negative integer")
-            }
-            Self::Insecure => f.write_str(
-                "#insecure would turn off certificate verification, which this worker never \
-                 does; trust a private CA with REDIS_TLS_CA_FILE instead",
-            ),
             Self::NotTls(scheme, other) => {
                 write!(
                     f,
                     "TLS files are set (REDIS_TLS_*_FILE), but the URL does not use TLS; \
                      use {scheme}://"
                 )?;
-                match other {
-                    Some(other) => write!(f, " or {other}://"),
-                    None => Ok(()),
-                }
+                other.map_or(Ok(()), |other| write!(f, " or {other}://"))
             }
-            Self::SentinelPasswordWithoutSentinels => f.write_str(
-                "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
-                 names no sentinels; use redis+sentinel://",
-            ),
-            Self::RawSeparatorInLogin => f.write_str(
-                "the user name or password holds a raw /, ? or #, which ends a URL's login; \
-                 a password in a URL must be percent-encoded (/ as %2F, @ as %40, : as %3A), \
-                 or given in REDIS_PASSWORD_FILE",
-            ),
             Self::WrongScheme(plain, tls) => {
                 write!(f, "the URL must start with {plain}:// or {tls}://")
             }
@@ -96,18 +108,9 @@ impl fmt::Display for TargetError {
                 write!(f, "query parameters are not supported in a {plain}:// URL")
             }
             Self::NoHosts(hosts) => write!(f, "the URL names no {hosts}"),
-            Self::EmptyHostEntry => f.write_str("the host list has an empty entry"),
             Self::NotHostPort(node, err) => write!(f, "{node:?} is not host[:port] ({err})"),
             Self::EntryNamesNoHost(node) => write!(f, "{node:?} names no host"),
-            Self::NoMaster => f.write_str(
-                "the URL names no master; write the master's name after the hosts: …/mymaster",
-            ),
-            Self::TooManyPathSegments => {
-                f.write_str("too many path segments; write …/master-name or …/master-name/db")
-            }
-            Self::ClusterPath => {
-                f.write_str("a cluster has only database 0; the URL takes no path")
-            }
+            _ => f.write_str(self.fixed_reason().unwrap_or_default()),
         }
     }
 }
