@@ -168,10 +168,12 @@ pub fn names_wrong_node(err: &RedisError) -> bool {
     if let Some(code) = err.code() {
         return WRONG_NODE_CODES.contains(&code);
     }
-    // A pipeline's error carries its items' codes only in its text.
-    let text = err.to_string();
-    text.split(|c: char| !c.is_ascii_alphabetic())
-        .any(|word| WRONG_NODE_CODES.contains(&word))
+    // A pipeline's error (`INCR` + `WAIT`) has a code for each of its items.
+    err.clone().into_server_errors().is_some_and(|items| {
+        items
+            .iter()
+            .any(|(_, item)| WRONG_NODE_CODES.contains(&item.code()))
+    })
 }
 
 /// `err` for a log line: Redis's own error code first (`READONLY …`, `WRONGTYPE …`),
@@ -208,11 +210,7 @@ pub fn failure_kind(err: &RedisError) -> FailureKind {
 /// The kind of the I/O error inside `err` (a refused connection, a timeout, a reset), as
 /// redis-rs keeps it; `None` for any other error.
 pub fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
-    let source = std::error::Error::source(err)?;
-    let shared = source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()?;
-    shared
-        .downcast_ref::<std::io::Error>()
-        .map(std::io::Error::kind)
+    tls::cause::<std::io::Error>(err).map(std::io::Error::kind)
 }
 
 /// True when Redis refused the connection itself (a wrong password, a missing ACL user,

@@ -7,12 +7,13 @@
 //! two (a master's name, the cluster's single database, what each node is asked) is in
 //! `sentinel` and `cluster`.
 
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use futures_util::future::select_ok;
-use redis::{Client, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
+use redis::{Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
 
-use crate::connection::{NodeAddress, data_node_settings, node_client};
+use crate::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
 use crate::target_error::TargetError;
 use crate::tls::{self, TlsSettings};
 
@@ -102,14 +103,60 @@ where
 {
     match select_ok(attempts.into_iter().map(Box::pin)).await {
         Ok((answer, _slower)) => Ok(answer),
-        Err(err) => Err(RedisError::from((err.kind(), none_answered, detail(&err)))),
+        Err(err) => {
+            let detail = detail(&err);
+            Err(in_context(err, none_answered, detail))
+        }
     }
 }
 
 /// `err` with the server it came from, keeping its kind (the caller tells a refusal, such
 /// as a wrong password, from a server that is down by the kind).
 pub fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
-    RedisError::from((err.kind(), what, format!("{server}: {err}")))
+    let detail = format!("{server}: {err}");
+    in_context(err, what, detail)
+}
+
+/// `err` introduced by `what` and `detail`, as redis-rs prints an error of its own
+/// (`what - Kind: detail`). An I/O error (a refused or timed-out connection, a failed TLS
+/// handshake) stays one, of the same I/O kind, with `err` as its source, so a TLS refusal
+/// or a timeout is still told by its type behind the context; any other keeps its kind.
+fn in_context(err: RedisError, what: &'static str, detail: String) -> RedisError {
+    match io_error_kind(&err) {
+        Some(io_kind) if err.kind() == ErrorKind::Io => {
+            let context = Context { what, detail, err };
+            RedisError::from(std::io::Error::new(io_kind, context))
+        }
+        _ => RedisError::from((err.kind(), what, detail)),
+    }
+}
+
+/// What a Sentinel or Cluster connection adds to an I/O error: what failed and where.
+#[derive(Debug)]
+struct Context {
+    what: &'static str,
+    detail: String,
+    err: RedisError,
+}
+
+impl fmt::Display for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} - {:?}: {}", self.what, ErrorKind::Io, self.detail)
+    }
+}
+
+impl std::error::Error for Context {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.err)
+    }
+}
+
+/// The detail of `err` as [`in_context`] or redis-rs gave it; empty when it has none.
+pub fn detail_of(err: &RedisError) -> String {
+    match tls::cause::<Context>(err) {
+        Some(context) => context.detail.clone(),
+        None => err.detail().unwrap_or_default().to_owned(),
+    }
 }
 
 /// Splits `url`, whose scheme must be `schemes.0` (plain) or `schemes.1` (TLS), naming
@@ -192,6 +239,31 @@ pub fn assert_refused<T>(parse: fn(&str) -> Result<T, TargetError>, cases: &[(&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_keeps_an_io_error_s_kind_cause_and_words() {
+        let expired = rustls::Error::InvalidCertificate(rustls::CertificateError::Expired);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, expired);
+        let err = explained(RedisError::from(io), "a cluster node failed", "n1:7000");
+        assert_eq!(
+            err.to_string(),
+            "a cluster node failed - Io: n1:7000: invalid peer certificate: Expired"
+        );
+        assert_eq!(err.kind(), ErrorKind::Io);
+        assert!(tls::is_certificate_refusal(&err));
+        assert_eq!(io_error_kind(&err), Some(std::io::ErrorKind::InvalidData));
+        assert_eq!(
+            detail_of(&err),
+            "n1:7000: invalid peer certificate: Expired"
+        );
+        let refused = RedisError::from((ErrorKind::AuthenticationFailed, "refused"));
+        let err = explained(refused, "a sentinel failed", "s1:26379");
+        assert_eq!(err.kind(), ErrorKind::AuthenticationFailed);
+        assert_eq!(
+            err.to_string(),
+            "a sentinel failed - AuthenticationFailed: s1:26379: refused - AuthenticationFailed"
+        );
+    }
 
     #[test]
     fn rejects_host_lists_with_a_reason() {

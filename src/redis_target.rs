@@ -143,10 +143,15 @@ impl RedisTarget {
     /// the connection closed at once.
     pub fn describe_connect_failure(&self, err: &RedisError) -> String {
         let described = describe(err);
+        let (plain, with_tls) = match self.topology() {
+            Topology::Fixed => ("redis", "rediss"),
+            Topology::Sentinel => (sentinel::SCHEME, sentinel::TLS_SCHEME),
+            Topology::Cluster => (cluster::SCHEME, cluster::TLS_SCHEME),
+        };
         match (self.uses_tls(), connection::io_error_kind(err)) {
             (true, Some(io::ErrorKind::TimedOut)) => format!(
                 "{described}; no TLS handshake completed: if this port serves plain TCP \
-                 (TLS on one side only), use redis://"
+                 (TLS on one side only), use {plain}://"
             ),
             (
                 false,
@@ -157,7 +162,7 @@ impl RedisTarget {
                 ),
             ) => format!(
                 "{described}; the server closed the connection at once: if this port serves \
-                 TLS (TLS on one side only), use rediss://"
+                 TLS (TLS on one side only), use {with_tls}://"
             ),
             _ => described,
         }

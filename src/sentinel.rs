@@ -15,7 +15,7 @@ use std::time::Duration;
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 
 use crate::connection::{self, Connection, NodeAddress};
-use crate::node_set::{NodeSet, explained, first_to_answer, parse_multi_host};
+use crate::node_set::{NodeSet, detail_of, explained, first_to_answer, parse_multi_host};
 use crate::target_error::TargetError;
 
 /// The URL scheme that names sentinels instead of a Redis server.
@@ -110,10 +110,7 @@ impl Sentinels {
             .nodes
             .iter()
             .map(|(host, port)| self.ask(host, *port));
-        first_to_answer(asks, "no sentinel named the master", |err| {
-            err.detail().unwrap_or_default().to_owned()
-        })
-        .await
+        first_to_answer(asks, "no sentinel named the master", detail_of).await
     }
 
     async fn ask(&self, host: &str, port: u16) -> RedisResult<NodeAddress> {

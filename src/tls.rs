@@ -188,19 +188,38 @@ pub fn install_crypto_provider() {
 
 /// True when a TLS handshake failed on a certificate (an unknown CA, a wrong host name, an
 /// expired certificate, a client certificate missing or refused): only a person can fix
-/// that, so it is a refusal, like a wrong password.
-///
-/// redis-rs keeps rustls's error only as text inside an I/O error; these are the words
-/// rustls starts each of these errors with.
+/// that, so it is a refusal, like a wrong password. Told by rustls's error variant.
 pub fn is_certificate_refusal(err: &RedisError) -> bool {
-    const MARKERS: [&str; 4] = [
-        "invalid peer certificate",
-        "received fatal alert",
-        "peer sent no certificates",
-        "peer is incompatible",
-    ];
-    let text = err.to_string();
-    MARKERS.iter().any(|marker| text.contains(marker))
+    matches!(
+        cause::<rustls::Error>(err),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::AlertReceived(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+        )
+    )
+}
+
+/// The first error of type `T` behind `err`: through redis-rs's shared error, an I/O
+/// error's inner one, and any error's source, such as the context a Sentinel or Cluster
+/// connection adds (`node_set`).
+pub fn cause<T: std::error::Error + 'static>(err: &RedisError) -> Option<&T> {
+    let mut current: &(dyn std::error::Error + 'static) = err;
+    loop {
+        if let Some(found) = current.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = if let Some(shared) =
+            current.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+        {
+            &**shared
+        } else if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            io.get_ref()?
+        } else {
+            current.source()?
+        };
+    }
 }
 
 fn read_pem(setting: &'static str, path: &str) -> Result<Vec<u8>, FileError> {
@@ -304,10 +323,7 @@ pub struct HandshakeFailure {
 /// The rustls error in `err`, kept by redis-rs inside an I/O error, as its variants; `None`
 /// for a failure that is not a TLS handshake's.
 pub fn handshake_failure(err: &RedisError) -> Option<HandshakeFailure> {
-    let source = std::error::Error::source(err)?;
-    let shared = source.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()?;
-    let io = shared.downcast_ref::<std::io::Error>()?;
-    let tls = io.get_ref()?.downcast_ref::<rustls::Error>()?;
+    let tls = cause::<rustls::Error>(err)?;
     Some(HandshakeFailure {
         error: discriminant(tls),
         certificate: match tls {
