@@ -28,12 +28,6 @@ pub const TLS_SCHEME: &str = "rediss+cluster";
 /// The port of a seed node unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 6379;
 
-/// True when `url` names a cluster (with or without TLS).
-pub fn names_cluster(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
-}
-
 /// A cluster's seed nodes and how to log in to its nodes.
 ///
 /// Built from `redis+cluster://[user:password@]host1[:port],host2[:port],…`.

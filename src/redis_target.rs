@@ -76,14 +76,15 @@ impl RedisTarget {
     /// The error's text is a reason for a person, without the URL itself: the caller names
     /// the setting and shows the [`redact`]ed value.
     pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
-        let servers = if sentinel::names_sentinels(url) {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        let servers = if let Some(sentinel::SCHEME | sentinel::TLS_SCHEME) = scheme {
             let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
             if let Some(password) = settings.sentinel_password {
                 sentinels.set_sentinel_password(password);
             }
             with_settings(&mut sentinels.nodes, settings)?;
             Servers::Sentinel(sentinels)
-        } else if cluster::names_cluster(url) {
+        } else if let Some(cluster::SCHEME | cluster::TLS_SCHEME) = scheme {
             let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
             refuse_sentinel_password(settings)?;
             with_settings(&mut cluster.nodes, settings)?;
@@ -255,7 +256,9 @@ fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, Targe
         return Err(TargetError::NoHost);
     }
     let info: ConnectionInfo = parsed.into_connection_info()?;
-    tls::refuse_insecure(&info)?;
+    if let ConnectionAddr::TcpTls { .. } = info.addr() {
+        tls::refuse_insecure(&info)?;
+    }
     let mut settings = data_node_settings(info.redis_settings().clone())?;
     if let Some(password) = password {
         settings = settings.set_password(password);

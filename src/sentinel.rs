@@ -24,12 +24,6 @@ pub const SCHEME: &str = "redis+sentinel";
 /// The same over TLS: to the sentinels and to the master they name.
 pub const TLS_SCHEME: &str = "rediss+sentinel";
 
-/// True when `url` names sentinels (with or without TLS) rather than a Redis server.
-pub fn names_sentinels(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
-}
-
 /// The port a sentinel listens on unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
 
