@@ -59,7 +59,7 @@ impl Cluster {
         extra_reply_time: Duration,
         key_owner: Option<&NodeAddress>,
     ) -> RedisResult<Connection> {
-        let nodes = key_owner.into_iter().chain(&self.nodes.nodes);
+        let nodes = key_owner.into_iter().chain(&self.nodes.addresses);
         let attempts = nodes.map(|(host, port)| async move {
             let client = self.nodes.data_client(host, *port)?;
             connection::open(&client, extra_reply_time)
@@ -110,7 +110,7 @@ mod tests {
     fn reads_seed_nodes_and_credentials() {
         let cluster = Cluster::parse("redis+cluster://app:p%40ss@n1,n2:7001,[::1]:7002/").unwrap();
         assert_eq!(
-            cluster.nodes.nodes,
+            cluster.nodes.addresses,
             [
                 ("n1".to_owned(), DEFAULT_PORT),
                 ("n2".to_owned(), 7001),

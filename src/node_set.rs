@@ -36,7 +36,7 @@ impl MultiHostUrl<'_> {
     /// The node set, with the data nodes' login from the URL and `db` (empty: 0).
     pub fn into_node_set(self, db: &str) -> Result<NodeSet, TargetError> {
         Ok(NodeSet {
-            nodes: self.nodes,
+            addresses: self.nodes,
             redis: data_node_login(self.user_info, db)?,
             tls: self.tls.then(TlsSettings::default),
             tls_scheme: self.tls_scheme,
@@ -48,7 +48,7 @@ impl MultiHostUrl<'_> {
 #[derive(Clone)]
 pub struct NodeSet {
     /// The hosts and ports, in the URL's order.
-    pub nodes: Vec<NodeAddress>,
+    pub addresses: Vec<NodeAddress>,
     redis: RedisConnectionInfo,
     /// TLS to every node (the URL's TLS scheme); `None` for plain TCP.
     tls: Option<TlsSettings>,

@@ -76,23 +76,27 @@ impl RedisTarget {
     /// The error's text is a reason for a person, without the URL itself: the caller names
     /// the setting and shows the [`redact`]ed value.
     pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-        let servers = if let Some(sentinel::SCHEME | sentinel::TLS_SCHEME) = scheme {
-            let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
-            if let Some(password) = settings.sentinel_password {
-                sentinels.set_sentinel_password(password);
+        let servers = match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some(sentinel::SCHEME | sentinel::TLS_SCHEME) => {
+                let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
+                if let Some(password) = settings.sentinel_password {
+                    sentinels.set_sentinel_password(password);
+                }
+                with_settings(&mut sentinels.nodes, settings)?;
+                Servers::Sentinel(sentinels)
             }
-            with_settings(&mut sentinels.nodes, settings)?;
-            Servers::Sentinel(sentinels)
-        } else if let Some(cluster::SCHEME | cluster::TLS_SCHEME) = scheme {
-            let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
-            refuse_sentinel_password(settings)?;
-            with_settings(&mut cluster.nodes, settings)?;
-            Servers::Cluster(cluster)
-        } else {
-            let info = fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
-            refuse_sentinel_password(settings)?;
-            Servers::Fixed(fixed_client(info, settings.tls)?)
+            Some(cluster::SCHEME | cluster::TLS_SCHEME) => {
+                let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
+                refuse_sentinel_password(settings)?;
+                with_settings(&mut cluster.nodes, settings)?;
+                Servers::Cluster(cluster)
+            }
+            _ => {
+                let info =
+                    fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
+                refuse_sentinel_password(settings)?;
+                Servers::Fixed(fixed_client(info, settings.tls)?)
+            }
         };
         Ok(Self {
             servers,

@@ -101,7 +101,7 @@ impl Sentinels {
     async fn master_address(&self) -> RedisResult<NodeAddress> {
         let asks = self
             .nodes
-            .nodes
+            .addresses
             .iter()
             .map(|(host, port)| self.ask(host, *port));
         first_to_answer(asks, "no sentinel named the master", detail_of).await
@@ -155,7 +155,7 @@ mod tests {
             Sentinels::parse("redis+sentinel://s1,s2:26380,[::1]:7000,10.0.0.3/mymaster/2")
                 .unwrap();
         assert_eq!(
-            sentinels.nodes.nodes,
+            sentinels.nodes.addresses,
             [
                 ("s1".to_owned(), DEFAULT_PORT),
                 ("s2".to_owned(), 26380),
