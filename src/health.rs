@@ -35,7 +35,7 @@ pub enum Unhealthy {
     Frozen {
         /// Time since the last tick began.
         since: Duration,
-        /// The most allowed: two intervals and [`FROZEN_SLACK`].
+        /// The most allowed: two intervals and `FROZEN_SLACK`.
         limit: Duration,
     },
     /// No successful `INCR` for `since`, beyond `limit`.
@@ -44,7 +44,7 @@ pub enum Unhealthy {
         never: bool,
         /// Time since the last count, or the start.
         since: Duration,
-        /// The most allowed: three intervals, at least [`MIN_PROGRESS_WINDOW`].
+        /// The most allowed: three intervals, at least `MIN_PROGRESS_WINDOW`.
         limit: Duration,
     },
     /// The worker's state file cannot be read.
@@ -53,7 +53,7 @@ pub enum Unhealthy {
     Answered(String, String),
     /// Redis (shown as given) failed the `PING`.
     NoAnswer(String, RedisError),
-    /// Redis (shown as given) did not answer within [`HEALTHCHECK_DEADLINE`].
+    /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
     TooSlow(String),
 }
 
