@@ -120,24 +120,7 @@ impl Certificates {
         )
         .expect("write extensions");
         self.request(name, name, &[]);
-        let days = days.to_string();
-        self.openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.out"),
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &format!("{name}.pem"),
-            "-days",
-            &days,
-            "-extfile",
-            &extensions,
-        ]);
+        self.sign_request(name, days, &["-extfile", &extensions]);
     }
 
     /// A server certificate for `names`, signed by the lab's CA with `openssl ca`, valid
@@ -185,8 +168,18 @@ impl Certificates {
     /// OpenSSL 3.0 makes it X.509 version 1, which Redis accepts and rustls does not.
     fn signed_without_extensions(&self, name: &str, subject: &str) {
         self.request(name, subject, &[]);
-        let (out, pem) = (format!("{name}.out"), format!("{name}.pem"));
-        self.openssl(&[
+        self.sign_request(name, 2, &[]);
+    }
+
+    /// Signs the request `{name}.out` with the lab's CA into `{name}.pem`, valid for `days`
+    /// (negative: expired), with `extra` arguments for `openssl x509 -req`.
+    fn sign_request(&self, name: &str, days: i32, extra: &[&str]) {
+        let (out, pem, days) = (
+            format!("{name}.out"),
+            format!("{name}.pem"),
+            days.to_string(),
+        );
+        let mut args = vec![
             "x509",
             "-req",
             "-in",
@@ -199,8 +192,10 @@ impl Certificates {
             "-out",
             &pem,
             "-days",
-            "2",
-        ]);
+            &days,
+        ];
+        args.extend_from_slice(extra);
+        self.openssl(&args);
     }
 
     /// A new P-256 key in `{name}.key` and, in `{name}.out`, a request for `subject`, or
