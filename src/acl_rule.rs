@@ -10,31 +10,63 @@
 //! need no grant; `CLIENT SETINFO` is never sent (see `connection`), so no grant is
 //! needed for it either, which Redis 7.0 could not even parse.
 
-/// How the worker finds the server it writes to, which decides the commands it sends
-/// besides `INCR` and `PING`.
+use std::fmt;
+
+use crate::config::{Config, ConfigError};
+use crate::redis_target::Topology;
+
+/// A key that no ACL rule can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Discovery {
-    /// A fixed `redis://` address.
-    Fixed,
-    /// Through Redis Sentinel: the worker asks the master `ROLE` before writing to it.
-    Sentinel,
-    /// Redis Cluster: the worker learns the key's node from `MOVED` and `ASK` replies
-    /// alone (no `CLUSTER` command, see `cluster`), and sends `ASKING` before the `INCR`
-    /// that an `ASK` redirects.
-    Cluster,
+pub enum KeyError {
+    /// The empty key.
+    Empty,
+    /// A key with spaces or control characters, which an ACL file splits or cannot hold.
+    Unwritable,
 }
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Empty => "the key must not be empty",
+            Self::Unwritable => {
+                "an ACL rule cannot name a key holding spaces or control characters \
+                 (ACL files split at spaces); choose another key"
+            }
+        })
+    }
+}
+
+impl std::error::Error for KeyError {}
 
 /// What the worker's validated settings make it do on a Redis data node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WorkerAccess<'a> {
     /// The key the worker `INCR`s.
     pub key: &'a str,
-    /// How the server is found.
-    pub discovery: Discovery,
+    /// How the server is found: under Sentinel the worker asks the master `ROLE` before
+    /// writing to it; under Cluster it sends `ASKING` before an `INCR` that `ASK`
+    /// redirects (it learns the key's node from `MOVED` and `ASK` alone, see `cluster`).
+    pub topology: Topology,
     /// Whether each `INCR` goes with a `WAIT` (`--wait-replicas` above 0).
     pub waits_for_replicas: bool,
     /// The database selected on connect; anything but 0 sends `SELECT`.
     pub database: i64,
+}
+
+/// The ACL rule the worker with `config` needs; refused, naming the key's setting as the
+/// user gave it, for a key that an ACL rule cannot hold.
+pub fn for_config(config: &Config) -> Result<String, ConfigError> {
+    let access = WorkerAccess {
+        key: &config.key,
+        topology: config.redis.topology(),
+        waits_for_replicas: config.replica_wait.is_some(),
+        database: config.redis.redis_settings().db(),
+    };
+    rule(&access).map_err(|reason| ConfigError::Invalid {
+        setting: config.key_setting.clone(),
+        value: config.key.clone(),
+        reason: reason.to_string(),
+    })
 }
 
 /// The ACL rule for `access`, as `ACL SETUSER` arguments and ACL file words separated by
@@ -43,7 +75,7 @@ pub struct WorkerAccess<'a> {
 ///
 /// Refused (with the reason, for a person) when the key cannot be written as an ACL key
 /// pattern: an ACL file splits its lines at spaces and has no quoting.
-pub fn rule(access: &WorkerAccess<'_>) -> Result<String, String> {
+pub fn rule(access: &WorkerAccess<'_>) -> Result<String, KeyError> {
     let mut words = vec![
         "resetkeys".to_owned(),
         format!("~{}", key_pattern(access.key)?),
@@ -58,10 +90,10 @@ pub fn rule(access: &WorkerAccess<'_>) -> Result<String, String> {
 fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
     // INCR counts; PING answers the health check and follows an INCR of unknown outcome.
     let mut commands = vec!["incr", "ping"];
-    match access.discovery {
-        Discovery::Fixed => {}
-        Discovery::Sentinel => commands.push("role"),
-        Discovery::Cluster => commands.push("asking"),
+    match access.topology {
+        Topology::Fixed => {}
+        Topology::Sentinel => commands.push("role"),
+        Topology::Cluster => commands.push("asking"),
     }
     if access.waits_for_replicas {
         commands.push("wait");
@@ -74,16 +106,12 @@ fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
 
 /// `key` as a Redis glob pattern that matches it and nothing else: the glob's special
 /// characters are escaped with a backslash.
-fn key_pattern(key: &str) -> Result<String, String> {
+fn key_pattern(key: &str) -> Result<String, KeyError> {
     if key.is_empty() {
-        return Err("the key must not be empty".to_owned());
+        return Err(KeyError::Empty);
     }
     if key.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(
-            "an ACL rule cannot name a key holding spaces or control characters \
-             (ACL files split at spaces); choose another key"
-                .to_owned(),
-        );
+        return Err(KeyError::Unwritable);
     }
     let mut pattern = String::with_capacity(key.len());
     for c in key.chars() {
@@ -100,22 +128,47 @@ mod tests {
     use super::*;
 
     fn access(
-        discovery: Discovery,
+        topology: Topology,
         waits_for_replicas: bool,
         database: i64,
     ) -> WorkerAccess<'static> {
         WorkerAccess {
             key: "contador",
-            discovery,
+            topology,
             waits_for_replicas,
             database,
         }
     }
 
+    fn rule_for(args: &[&str]) -> Result<String, ConfigError> {
+        let args = std::iter::once("counter-worker").chain(args.iter().copied());
+        for_config(&Config::from_sources(args, |_| None)?)
+    }
+
+    #[test]
+    fn the_rule_follows_the_settings_and_names_the_key_as_given() {
+        let url = "redis+sentinel://s1/mymaster/2";
+        assert_eq!(
+            rule_for(&["acl-rule", "--redis-url", url, "--wait-replicas", "1"]).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
+        );
+        assert_eq!(
+            rule_for(&["acl-rule", "--redis-url", "rediss+cluster://n1,n2"]).unwrap(),
+            "resetkeys ~contador resetchannels -@all +incr +ping +asking"
+        );
+        let message = rule_for(&["acl-rule", "--key", "two words"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(r#"invalid --key "two words": "#),
+            "{message}"
+        );
+    }
+
     #[test]
     fn a_fixed_server_needs_incr_and_ping_on_the_key_alone() {
         assert_eq!(
-            rule(&access(Discovery::Fixed, false, 0)).unwrap(),
+            rule(&access(Topology::Fixed, false, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping"
         );
     }
@@ -123,19 +176,19 @@ mod tests {
     #[test]
     fn sentinel_adds_role_cluster_asking_wait_wait_a_database_select() {
         assert_eq!(
-            rule(&access(Discovery::Sentinel, false, 0)).unwrap(),
+            rule(&access(Topology::Sentinel, false, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role"
         );
         assert_eq!(
-            rule(&access(Discovery::Fixed, true, 0)).unwrap(),
+            rule(&access(Topology::Fixed, true, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +wait"
         );
         assert_eq!(
-            rule(&access(Discovery::Sentinel, true, 3)).unwrap(),
+            rule(&access(Topology::Sentinel, true, 3)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
         );
         assert_eq!(
-            rule(&access(Discovery::Cluster, true, 0)).unwrap(),
+            rule(&access(Topology::Cluster, true, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +asking +wait"
         );
     }
@@ -144,7 +197,7 @@ mod tests {
     fn glob_characters_in_the_key_match_only_themselves() {
         let rule = rule(&WorkerAccess {
             key: r"a*b?[c]\d",
-            ..access(Discovery::Fixed, false, 0)
+            ..access(Topology::Fixed, false, 0)
         })
         .unwrap();
         assert!(
@@ -155,12 +208,17 @@ mod tests {
 
     #[test]
     fn a_key_an_acl_file_cannot_hold_is_refused() {
-        for key in ["two words", "tab\there", "line\nbreak", ""] {
+        for (key, reason) in [
+            ("two words", KeyError::Unwritable),
+            ("tab\there", KeyError::Unwritable),
+            ("line\nbreak", KeyError::Unwritable),
+            ("", KeyError::Empty),
+        ] {
             let refused = rule(&WorkerAccess {
                 key,
-                ..access(Discovery::Fixed, false, 0)
+                ..access(Topology::Fixed, false, 0)
             });
-            assert!(refused.is_err(), "{key:?}: {refused:?}");
+            assert_eq!(refused, Err(reason), "{key:?}");
         }
     }
 }

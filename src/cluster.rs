@@ -13,12 +13,11 @@
 
 use std::time::Duration;
 
-use futures_util::future::select_ok;
-use redis::{Client, RedisConnectionInfo, RedisError, RedisResult};
+use redis::{RedisError, RedisResult};
 
 use crate::connection::{self, Connection, NodeAddress};
-use crate::node_address::{data_node_login, parse_multi_host};
-use crate::tls::{self, TlsSettings, node_client};
+use crate::node_set::{NodeSet, explained, first_to_answer, parse_multi_host};
+use crate::target_error::TargetError;
 
 /// The URL scheme that names a cluster's seed nodes.
 pub const SCHEME: &str = "redis+cluster";
@@ -29,57 +28,26 @@ pub const TLS_SCHEME: &str = "rediss+cluster";
 /// The port of a seed node unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 6379;
 
-/// True when `url` names a cluster (with or without TLS).
-pub fn names_cluster(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
-}
-
 /// A cluster's seed nodes and how to log in to its nodes.
 ///
 /// Built from `redis+cluster://[user:password@]host1[:port],host2[:port],…`.
 #[derive(Clone)]
 pub struct Cluster {
-    seeds: Vec<NodeAddress>,
-    redis: RedisConnectionInfo,
-    tls: Option<TlsSettings>,
+    /// The seed nodes, and the login and TLS for every node.
+    pub nodes: NodeSet,
 }
 
 impl Cluster {
     /// Validates a `redis+cluster://` URL; the error is a reason for a person, without the
     /// URL (which may hold a password).
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
         let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "seed node", DEFAULT_PORT)?;
         if !url.path.is_empty() {
-            return Err("a cluster has only database 0; the URL takes no path".to_owned());
+            return Err(TargetError::ClusterPath);
         }
-        let (seeds, user_info) = (url.nodes, url.user_info);
-        let tls = url.tls.then(TlsSettings::default);
         Ok(Self {
-            seeds,
-            redis: data_node_login(user_info, "")?,
-            tls,
+            nodes: url.into_node_set("")?,
         })
-    }
-
-    /// Makes `password` the one for every node, overriding the URL's.
-    pub fn set_redis_password(&mut self, password: &str) {
-        self.redis = self.redis.clone().set_password(password);
-    }
-
-    /// Uses `settings` for TLS to every node; refused when the URL asked for no TLS.
-    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
-        tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
-    }
-
-    /// Credentials and protocol used on every node.
-    pub fn redis_settings(&self) -> &RedisConnectionInfo {
-        &self.redis
-    }
-
-    /// The client for the node at `host:port`, with the cluster's login and TLS.
-    pub fn node(&self, host: &str, port: u16) -> RedisResult<Client> {
-        node_client(host, port, self.redis.clone(), self.tls.as_ref())
     }
 
     /// Opens a connection to whichever answers first of `key_owner` (the key's primary
@@ -91,33 +59,20 @@ impl Cluster {
         extra_reply_time: Duration,
         key_owner: Option<&NodeAddress>,
     ) -> RedisResult<Connection> {
-        let nodes = key_owner.into_iter().chain(&self.seeds);
-        let attempts = nodes.map(|(host, port)| {
-            Box::pin(async move {
-                let client = self.node(host, *port)?;
-                connection::open(&client, extra_reply_time)
-                    .await
-                    .map_err(|err| explained(err, host, *port))
-            })
+        let nodes = key_owner.into_iter().chain(&self.nodes.addresses);
+        let attempts = nodes.map(|(host, port)| async move {
+            let client = self.nodes.data_client(host, *port)?;
+            connection::open(&client, extra_reply_time)
+                .await
+                .map_err(|err| explained(err, "a cluster node failed", &format!("{host}:{port}")))
         });
-        match select_ok(attempts).await {
-            Ok((connection, _slower)) => Ok(connection),
-            // The error of the last node to fail; all of them did.
-            Err(err) => Err(RedisError::from((
-                err.kind(),
-                "no node of the cluster answered",
-                err.to_string(),
-            ))),
-        }
+        first_to_answer(
+            attempts,
+            "no node of the cluster answered",
+            RedisError::to_string,
+        )
+        .await
     }
-}
-
-fn explained(err: RedisError, host: &str, port: u16) -> RedisError {
-    RedisError::from((
-        err.kind(),
-        "a cluster node failed",
-        format!("{host}:{port}: {err}"),
-    ))
 }
 
 /// What a cluster node said instead of executing the command.
@@ -155,34 +110,33 @@ mod tests {
     fn reads_seed_nodes_and_credentials() {
         let cluster = Cluster::parse("redis+cluster://app:p%40ss@n1,n2:7001,[::1]:7002/").unwrap();
         assert_eq!(
-            cluster.seeds,
+            cluster.nodes.addresses,
             [
                 ("n1".to_owned(), DEFAULT_PORT),
                 ("n2".to_owned(), 7001),
                 ("::1".to_owned(), 7002)
             ]
         );
-        assert_eq!(cluster.redis_settings().username(), Some("app"));
-        assert_eq!(cluster.redis_settings().password(), Some("p@ss"));
-        assert!(cluster.tls.is_none());
-        assert!(Cluster::parse("rediss+cluster://n1").unwrap().tls.is_some());
+        assert_eq!(cluster.nodes.redis_settings().username(), Some("app"));
+        assert_eq!(cluster.nodes.redis_settings().password(), Some("p@ss"));
+        assert!(!cluster.nodes.uses_tls());
+        assert!(
+            Cluster::parse("rediss+cluster://n1")
+                .unwrap()
+                .nodes
+                .uses_tls()
+        );
     }
 
     #[test]
     fn rejects_incomplete_urls_with_a_reason() {
-        let cases = [
-            ("redis+cluster://", "no seed node"),
-            ("redis+cluster://n1,,n2", "empty entry"),
-            ("redis+cluster://n1:port", "not host[:port]"),
-            ("redis+cluster://n1/1", "only database 0"),
-            ("redis+cluster://n1?protocol=resp3", "query"),
-            ("redis://n1", "must start with"),
-        ];
-        for (url, reason) in cases {
-            let err = Cluster::parse(url)
-                .err()
-                .unwrap_or_else(|| panic!("{url} accepted"));
-            assert!(err.contains(reason), "{url}: {err}");
-        }
+        crate::node_set::assert_refused(
+            Cluster::parse,
+            &[
+                ("redis+cluster://", TargetError::NoHosts("seed node")),
+                ("redis+cluster://n1/1", TargetError::ClusterPath),
+                ("redis://n1", TargetError::WrongScheme(SCHEME, TLS_SCHEME)),
+            ],
+        );
     }
 }

@@ -9,37 +9,27 @@
 //! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
 //! each.
 
+use std::convert::Infallible;
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 
-use crate::acl_rule::{self, Discovery, WorkerAccess};
-use crate::health_state::DEFAULT_HEALTH_FILE;
 use crate::logging::{self, LogFormat};
-use crate::redis_target::{RedisTarget, redact};
+use crate::redis_target::{RedisTarget, TargetSettings, redact};
 use crate::setting_file;
 use crate::tls::{self, TlsSettings};
-use crate::worker::ReplicaWait;
 
 mod source;
+mod value;
 
 pub use source::ConfigError;
 use source::{Flags, from_env, parse, usage_error};
 
-/// The longest accepted interval; anything longer is almost certainly a typo.
-const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The shortest accepted interval: below it the worker would only load Redis.
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
-
-/// The longest `WAIT` timeout: a tick must end, whatever the replicas do.
-const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// The largest password file read; a secret is a line, not a document.
-const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
+/// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
+const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
 
 /// The settings that have no flag, for `--help`.
 const AFTER_HELP: &str = "\
@@ -117,6 +107,8 @@ struct Cli {
 }
 
 /// What the process was started to do.
+// The last variant's comment is also its `--help` line, where `<rule>` is a placeholder.
+#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Count until SIGTERM, SIGINT or SIGHUP: what runs without a subcommand.
@@ -154,9 +146,18 @@ pub struct Config {
     /// Where the worker records its progress and the health check reads it; `None`
     /// when switched off.
     pub health_file: Option<PathBuf>,
-    /// The ACL rule these settings need, for `acl-rule` to print; `None` for the other
-    /// commands.
-    pub acl_rule: Option<String>,
+    /// The key's setting as the user gave it (`--key` or `COUNTER_KEY`), for an error
+    /// about the key found after the configuration was read (`acl-rule`'s).
+    pub key_setting: String,
+}
+
+/// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicaWait {
+    /// How many replicas must acknowledge the write (`WAIT`'s first argument).
+    pub replicas: u32,
+    /// How long Redis waits for them (`WAIT`'s second argument).
+    pub timeout: Duration,
 }
 
 impl Config {
@@ -169,7 +170,7 @@ impl Config {
 
     /// Builds the configuration from `args` and, for the settings that have no flag,
     /// from `env` (flag-backed variables are read by clap from the process environment).
-    fn from_sources(
+    pub fn from_sources(
         args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
@@ -184,88 +185,52 @@ impl Config {
             command: &command,
             matches: &matches,
         };
-
-        let password = from_env(&env, "REDIS_PASSWORD_FILE", read_password_file)?;
-        let sentinel_password = from_env(&env, "REDIS_SENTINEL_PASSWORD_FILE", read_password_file)?;
-        let tls = tls_settings(&env)?;
-        let redis = parse(flags.name("redis_url"), &cli.redis_url, redact, |url| {
-            let mut target = RedisTarget::new(url, password.as_deref())?;
-            if let Some(password) = &sentinel_password {
-                target = target.with_sentinel_password(password)?;
-            }
-            match &tls {
-                Some(tls) => target.with_tls(tls),
-                None => Ok(target),
-            }
-        })?;
-        let key = flags.parse("key", &cli.key, parse_key)?;
-        let interval = flags.parse("interval", &cli.interval, parse_interval)?;
-        let log_format = flags.parse("log_format", &cli.log_format, parse_enum)?;
-        let log_filter = from_env(&env, "RUST_LOG", logging::parse_filter)?;
-        let replicas = flags.parse("wait_replicas", &cli.wait_replicas, |raw| {
-            raw.trim()
-                .parse()
-                .map_err(|_| "must be a whole number of replicas, 0 or more".to_owned())
-        })?;
-        let timeout = flags.parse("wait_timeout", &cli.wait_timeout, |raw| {
-            // WAIT with a timeout of 0 would block forever.
-            let timeout = parse_duration(raw, "500ms or 1s")?;
-            within(
-                timeout,
-                (MIN_INTERVAL, "1ms"),
-                (MAX_WAIT_TIMEOUT, "1 minute"),
-            )
-        })?;
-        let health_file = flags.parse("health_file", &cli.health_file, |raw| {
-            Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
-        })?;
-
-        let command = cli.command.unwrap_or(Command::Run);
-        // Only `acl-rule` needs the key to fit an ACL file's words; counting takes any key.
-        let acl_rule = match command {
-            Command::AclRule => Some(flags.parse("key", &cli.key, |key| {
-                acl_rule::rule(&WorkerAccess {
-                    key,
-                    discovery: if redis.sentinel_master().is_some() {
-                        Discovery::Sentinel
-                    } else if redis.cluster().is_some() {
-                        Discovery::Cluster
-                    } else {
-                        Discovery::Fixed
-                    },
-                    waits_for_replicas: replicas > 0,
-                    database: redis.redis_settings().db(),
-                })
-            })?),
-            Command::Run | Command::Healthcheck => None,
-        };
-
+        let redis = redis_target(&flags, &cli.redis_url, &env)?;
         Ok(Self {
-            command,
-            acl_rule,
             redis,
-            key,
-            interval,
-            log_format,
-            log_filter,
-            replica_wait: (replicas > 0).then_some(ReplicaWait { replicas, timeout }),
-            health_file,
+            key: flags.parse("key", &cli.key, value::key)?,
+            interval: flags.parse("interval", &cli.interval, value::interval)?,
+            log_format: flags.parse("log_format", &cli.log_format, value::one_of)?,
+            log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
+            replica_wait: replica_wait(&flags, &cli)?,
+            health_file: flags.parse("health_file", &cli.health_file, |raw| {
+                Ok::<_, Infallible>((!raw.is_empty()).then(|| PathBuf::from(raw)))
+            })?,
+            key_setting: flags.name("key"),
+            command: cli.command.unwrap_or(Command::Run),
         })
     }
 }
 
-/// The password in the file at `path`, a trailing newline dropped; none for an empty path.
-fn read_password_file(path: &str) -> Result<Option<String>, String> {
-    if path.is_empty() {
-        return Ok(None);
-    }
-    let bytes = setting_file::read(Path::new(path), MAX_PASSWORD_FILE_BYTES, "one password")?;
-    let text = String::from_utf8(bytes).map_err(|_| "the file is not UTF-8 text")?;
-    let password = text.trim_end_matches(['\r', '\n']);
-    if password.is_empty() {
-        return Err("the file is empty".to_owned());
-    }
-    Ok(Some(password.to_owned()))
+/// The Redis target `--redis-url` names, with the password files and TLS files that only
+/// the environment gives, each read and checked before the URL.
+fn redis_target(
+    flags: &Flags<'_>,
+    url: &OsString,
+    env: &impl Fn(&str) -> Option<OsString>,
+) -> Result<RedisTarget, ConfigError> {
+    let password = from_env(env, "REDIS_PASSWORD_FILE", setting_file::read_password)?;
+    let sentinel_password = from_env(
+        env,
+        "REDIS_SENTINEL_PASSWORD_FILE",
+        setting_file::read_password,
+    )?;
+    let tls = tls_settings(env)?;
+    let settings = TargetSettings {
+        password: password.as_deref(),
+        sentinel_password: sentinel_password.as_deref(),
+        tls: tls.as_ref(),
+    };
+    parse(flags.name("redis_url"), url, redact, |url| {
+        RedisTarget::new(url, &settings)
+    })
+}
+
+/// `--wait-replicas` and `--wait-timeout`; `None` for 0 replicas.
+fn replica_wait(flags: &Flags<'_>, cli: &Cli) -> Result<Option<ReplicaWait>, ConfigError> {
+    let replicas = flags.parse("wait_replicas", &cli.wait_replicas, value::replicas)?;
+    let timeout = flags.parse("wait_timeout", &cli.wait_timeout, value::wait_timeout)?;
+    Ok((replicas > 0).then_some(ReplicaWait { replicas, timeout }))
 }
 
 /// The TLS files' settings, read and checked; `None` when none is set. Each path is read
@@ -273,7 +238,7 @@ fn read_password_file(path: &str) -> Result<Option<String>, String> {
 fn tls_settings(
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<Option<TlsSettings>, ConfigError> {
-    let path = |name| from_env(env, name, |path| Ok(path.to_owned()));
+    let path = |name| from_env(env, name, |path| Ok::<_, Infallible>(path.to_owned()));
     let (ca, cert, key) = (
         path(tls::CA_FILE_ENV)?,
         path(tls::CERT_FILE_ENV)?,
@@ -281,56 +246,8 @@ fn tls_settings(
     );
     TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
         setting: err.setting.to_owned(),
+        reason: err.to_string(),
         value: err.path,
-        reason: err.reason,
-    })
-}
-
-fn parse_key(raw: &str) -> Result<String, String> {
-    if raw.is_empty() {
-        return Err("the key must not be empty".to_owned());
-    }
-    Ok(raw.to_owned())
-}
-
-fn parse_interval(raw: &str) -> Result<Duration, String> {
-    let interval = parse_duration(raw, "250ms, 2s or 1m")?;
-    if interval.is_zero() {
-        return Err("must be greater than zero".to_owned());
-    }
-    within(interval, (MIN_INTERVAL, "1ms"), (MAX_INTERVAL, "1 day"))
-}
-
-/// A human duration (`250ms`, `2s`, `1m`); `examples` show the form in the error.
-fn parse_duration(raw: &str, examples: &str) -> Result<Duration, String> {
-    humantime::parse_duration(raw.trim())
-        .map_err(|err| format!("not a duration ({err}); write it like {examples}"))
-}
-
-/// `duration` when it lies between the bounds, each given with its words for a person.
-fn within(
-    duration: Duration,
-    (min, min_shown): (Duration, &str),
-    (max, max_shown): (Duration, &str),
-) -> Result<Duration, String> {
-    if duration < min {
-        return Err(format!("must be at least {min_shown}"));
-    }
-    if duration > max {
-        return Err(format!("must be at most {max_shown}"));
-    }
-    Ok(duration)
-}
-
-/// One of the names clap knows for `T`'s variants (`text`, `json`).
-fn parse_enum<T: ValueEnum>(raw: &str) -> Result<T, String> {
-    T::from_str(raw, false).map_err(|_| {
-        let names: Vec<String> = T::value_variants()
-            .iter()
-            .filter_map(ValueEnum::to_possible_value)
-            .map(|value| format!("{:?}", value.get_name()))
-            .collect();
-        format!("must be {}", names.join(" or "))
     })
 }
 

@@ -12,11 +12,12 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, ProtocolVersion, PushInfo, PushKind,
-    RedisConnectionInfo, RedisError,
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, IntoConnectionInfo, ProtocolVersion,
+    PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisResult,
 };
 
-use crate::tls;
+use crate::target_error::TargetError;
+use crate::tls::{self, TlsSettings};
 
 /// How long to wait for a connection (TCP, `HELLO`/`AUTH`, `SELECT`) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,6 +75,32 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
     })
 }
 
+/// The client for one node at `host:port`, logging in with `settings`, over TLS with
+/// `tls` when given, else over plain TCP.
+///
+/// Every connection to a node whose address was learnt at run time (a master named by
+/// the sentinels, a cluster node a redirect names) is built here, so it uses the same
+/// transport as the URL said.
+pub fn node_client(
+    host: &str,
+    port: u16,
+    settings: RedisConnectionInfo,
+    tls: Option<&TlsSettings>,
+) -> RedisResult<Client> {
+    let host = host.to_owned();
+    let Some(tls) = tls else {
+        let info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
+        return Client::open(info.set_redis_settings(settings));
+    };
+    let address = ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure: false,
+        tls_params: None,
+    };
+    tls.client(address.into_connection_info()?.set_redis_settings(settings))
+}
+
 /// The settings for a Redis data node (at a fixed address, a master found through
 /// Sentinel, a cluster node), checked and completed the same way.
 ///
@@ -81,9 +108,11 @@ pub async fn open(client: &Client, extra_reply_time: Duration) -> Result<Connect
 /// and newer speak it. No `CLIENT SETINFO` on connect: Redis 7.0 does not know it, and from
 /// 7.2 on a user limited to the worker's rule (`acl_rule`) would log a denial in `ACL LOG`
 /// for every connection.
-pub fn data_node_settings(settings: RedisConnectionInfo) -> Result<RedisConnectionInfo, String> {
+pub fn data_node_settings(
+    settings: RedisConnectionInfo,
+) -> Result<RedisConnectionInfo, TargetError> {
     if settings.db() < 0 {
-        return Err("the database index must be a non-negative integer".to_owned());
+        return Err(TargetError::NegativeDatabase);
     }
     Ok(settings
         .set_protocol(ProtocolVersion::RESP3)
@@ -139,10 +168,12 @@ pub fn names_wrong_node(err: &RedisError) -> bool {
     if let Some(code) = err.code() {
         return WRONG_NODE_CODES.contains(&code);
     }
-    // A pipeline's error carries its items' codes only in its text.
-    let text = err.to_string();
-    text.split(|c: char| !c.is_ascii_alphabetic())
-        .any(|word| WRONG_NODE_CODES.contains(&word))
+    // A pipeline's error (`INCR` + `WAIT`) has a code for each of its items.
+    err.clone().into_server_errors().is_some_and(|items| {
+        items
+            .iter()
+            .any(|(_, item)| WRONG_NODE_CODES.contains(&item.code()))
+    })
 }
 
 /// `err` for a log line: Redis's own error code first (`READONLY …`, `WRONGTYPE …`),
@@ -152,6 +183,34 @@ pub fn describe(err: &RedisError) -> String {
         (Some(code), Some(detail)) => format!("{code} {detail}"),
         _ => err.to_string(),
     }
+}
+
+/// A failure told by its kind and the fields that stay the same from one attempt to the
+/// next, never by its text, which may carry a time, a port or a count: how the failure log
+/// tells a repeat from a new failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureKind {
+    kind: ErrorKind,
+    code: Option<String>,
+    io: Option<std::io::ErrorKind>,
+    handshake: Option<tls::HandshakeFailure>,
+}
+
+/// The kind of `err`: the client's error kind, Redis's error code, the I/O error's kind and
+/// the TLS handshake's error, whichever it has.
+pub fn failure_kind(err: &RedisError) -> FailureKind {
+    FailureKind {
+        kind: err.kind(),
+        code: err.code().map(str::to_owned),
+        io: io_error_kind(err),
+        handshake: tls::handshake_failure(err),
+    }
+}
+
+/// The kind of the I/O error inside `err` (a refused connection, a timeout, a reset), as
+/// redis-rs keeps it; `None` for any other error.
+pub fn io_error_kind(err: &RedisError) -> Option<std::io::ErrorKind> {
+    tls::cause::<std::io::Error>(err).map(std::io::Error::kind)
 }
 
 /// True when Redis refused the connection itself (a wrong password, a missing ACL user,
@@ -166,6 +225,17 @@ pub fn is_refusal(err: &RedisError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_known_by_its_kind_not_by_its_text() {
+        let timed_out =
+            |text: &str| RedisError::from(std::io::Error::new(std::io::ErrorKind::TimedOut, text));
+        let first = failure_kind(&timed_out("after 2001 ms"));
+        assert_eq!(first, failure_kind(&timed_out("after 2002 ms")));
+        assert_eq!(first.io, Some(std::io::ErrorKind::TimedOut));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert_ne!(first, failure_kind(&RedisError::from(refused)));
+    }
 
     #[test]
     fn server_replies_keep_the_connection_and_transport_failures_drop_it() {

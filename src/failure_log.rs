@@ -3,7 +3,10 @@
 //! it took.
 //!
 //! At a 1 ms interval a Redis outage would otherwise write a thousand identical lines a
-//! second, burying the one line that matters and filling the log pipeline.
+//! second, burying the one line that matters and filling the log pipeline. A repeat is
+//! told from a new failure by a key the caller derives from the error's kind and stable
+//! fields, never from its text: a text may carry a time, a port or a counter that changes
+//! on every attempt (rustls writes the current time into an expired certificate's error).
 
 use std::time::Duration;
 
@@ -23,21 +26,32 @@ pub enum Report {
     Quiet,
 }
 
-/// The failures since the last success.
-#[derive(Debug, Default)]
-pub struct FailureLog {
-    last: Option<String>,
+/// The failures since the last success, each known by its kind `K`.
+#[derive(Debug)]
+pub struct FailureLog<K> {
+    last: Option<K>,
     unreported: u64,
     total: u64,
     reported_at: Option<Instant>,
 }
 
-impl FailureLog {
-    /// Notes a failure described by `what` at `now`, and says what to log.
-    pub fn failed(&mut self, what: &str, now: Instant) -> Report {
+impl<K> Default for FailureLog<K> {
+    fn default() -> Self {
+        Self {
+            last: None,
+            unreported: 0,
+            total: 0,
+            reported_at: None,
+        }
+    }
+}
+
+impl<K: PartialEq> FailureLog<K> {
+    /// Notes a failure of kind `kind` at `now`, and says what to log.
+    pub fn failed(&mut self, kind: K, now: Instant) -> Report {
         self.total += 1;
-        if self.last.as_deref() != Some(what) {
-            self.last = Some(what.to_owned());
+        if self.last.as_ref() != Some(&kind) {
+            self.last = Some(kind);
             self.unreported = 0;
             self.reported_at = Some(now);
             return Report::New;

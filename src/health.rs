@@ -6,12 +6,15 @@
 //! worker's own progress, so a frozen or stuck worker turns unhealthy even while Redis is
 //! fine. Where no worker lives, the check falls back to asking Redis for a `PING`.
 
+use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use redis::RedisError;
+
 use crate::connection::describe;
 use crate::escape::escaped;
-use crate::health_state::{Observed, Progress, boot_clock_millis, observe};
+use crate::health_state::{Observed, Progress, StateError, boot_clock_millis, observe};
 use crate::redis_target::RedisTarget;
 
 /// The whole check, connection included, must finish within this time.
@@ -25,11 +28,83 @@ pub const FROZEN_SLACK: Duration = Duration::from_secs(5);
 /// Redis restart at a short interval does not flap the check.
 pub const MIN_PROGRESS_WINDOW: Duration = Duration::from_secs(30);
 
-/// Checks the worker recorded in `health_file` if one lives, else `PING`s `redis`;
-/// `Ok` when healthy, otherwise the reason, on one line, for a person.
-pub async fn check(health_file: Option<&Path>, redis: &RedisTarget) -> Result<(), String> {
+/// Why the check fails; `Display` is the one line on stderr.
+#[derive(Debug)]
+pub enum Unhealthy {
+    /// No tick begun for `since`, beyond `limit`.
+    Frozen {
+        /// Time since the last tick began.
+        since: Duration,
+        /// The most allowed: two intervals and `FROZEN_SLACK`.
+        limit: Duration,
+    },
+    /// No successful `INCR` for `since`, beyond `limit`.
+    NotCounting {
+        /// True when the worker never counted: `since` is from its start.
+        never: bool,
+        /// Time since the last count, or the start.
+        since: Duration,
+        /// The most allowed: three intervals, at least `MIN_PROGRESS_WINDOW`.
+        limit: Duration,
+    },
+    /// The worker's state file cannot be read.
+    State(StateError),
+    /// Redis (shown as given) answered `PING` with something else than `PONG`.
+    Answered(String, String),
+    /// Redis (shown as given) failed the `PING`.
+    NoAnswer(String, RedisError),
+    /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
+    TooSlow(String),
+}
+
+impl fmt::Display for Unhealthy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Frozen { since, limit } => write!(
+                f,
+                "the worker is frozen: no tick begun for {} (limit {})",
+                shown(*since),
+                shown(*limit)
+            ),
+            Self::NotCounting {
+                never,
+                since,
+                limit,
+            } => write!(
+                f,
+                "the worker is not counting: no successful INCR {} {} (limit {})",
+                if *never { "since it started" } else { "for" },
+                shown(*since),
+                shown(*limit)
+            ),
+            Self::State(err) => write!(f, "{err}"),
+            Self::Answered(redis, reply) => {
+                write!(
+                    f,
+                    "Redis at {redis} answered PING with {:?}",
+                    escaped(reply)
+                )
+            }
+            Self::NoAnswer(redis, err) => write!(
+                f,
+                "Redis at {redis} did not answer PING: {}",
+                escaped(&describe(err))
+            ),
+            Self::TooSlow(redis) => write!(
+                f,
+                "Redis at {redis} did not answer PING within {}",
+                shown(HEALTHCHECK_DEADLINE)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Unhealthy {}
+
+/// Checks the worker recorded in `health_file` if one lives, else `PING`s `redis`.
+pub async fn check(health_file: Option<&Path>, redis: &RedisTarget) -> Result<(), Unhealthy> {
     let observed = match health_file {
-        Some(path) => observe(path)?,
+        Some(path) => observe(path).map_err(Unhealthy::State)?,
         None => Observed::NoLiveWorker,
     };
     match observed {
@@ -39,31 +114,25 @@ pub async fn check(health_file: Option<&Path>, redis: &RedisTarget) -> Result<()
 }
 
 /// The verdict on a live worker's `progress` at `now_ms` (boot-clock milliseconds).
-pub fn judge(progress: &Progress, now_ms: u64) -> Result<(), String> {
+pub fn judge(progress: &Progress, now_ms: u64) -> Result<(), Unhealthy> {
     let interval = progress.interval;
     let since_attempt = Duration::from_millis(now_ms.saturating_sub(progress.last_attempt_ms));
     let frozen_after = interval * 2 + FROZEN_SLACK;
     if since_attempt > frozen_after {
-        return Err(format!(
-            "the worker is frozen: no tick begun for {} (limit {})",
-            shown(since_attempt),
-            shown(frozen_after)
-        ));
+        return Err(Unhealthy::Frozen {
+            since: since_attempt,
+            limit: frozen_after,
+        });
     }
     let counted_at = progress.last_success_ms.max(progress.started_ms);
     let since_success = Duration::from_millis(now_ms.saturating_sub(counted_at));
     let stalled_after = (interval * 3).max(MIN_PROGRESS_WINDOW);
     if since_success > stalled_after {
-        let what = if progress.last_success_ms == 0 {
-            "since it started"
-        } else {
-            "for"
-        };
-        return Err(format!(
-            "the worker is not counting: no successful INCR {what} {} (limit {})",
-            shown(since_success),
-            shown(stalled_after)
-        ));
+        return Err(Unhealthy::NotCounting {
+            never: progress.last_success_ms == 0,
+            since: since_success,
+            limit: stalled_after,
+        });
     }
     Ok(())
 }
@@ -74,7 +143,7 @@ fn shown(duration: Duration) -> String {
 }
 
 /// Sends one `PING` to `redis`; `Ok` on `PONG`, otherwise the reason.
-async fn ping(redis: &RedisTarget) -> Result<(), String> {
+async fn ping(redis: &RedisTarget) -> Result<(), Unhealthy> {
     let ping = async {
         let mut connection = redis.connect(Duration::ZERO, None).await?;
         redis::cmd("PING")
@@ -83,18 +152,9 @@ async fn ping(redis: &RedisTarget) -> Result<(), String> {
     };
     match tokio::time::timeout(HEALTHCHECK_DEADLINE, ping).await {
         Ok(Ok(reply)) if reply == "PONG" => Ok(()),
-        Ok(Ok(reply)) => Err(format!(
-            "Redis at {redis} answered PING with {:?}",
-            escaped(&reply)
-        )),
-        Ok(Err(err)) => Err(format!(
-            "Redis at {redis} did not answer PING: {}",
-            escaped(&describe(&err))
-        )),
-        Err(_) => Err(format!(
-            "Redis at {redis} did not answer PING within {}",
-            shown(HEALTHCHECK_DEADLINE)
-        )),
+        Ok(Ok(reply)) => Err(Unhealthy::Answered(redis.to_string(), reply)),
+        Ok(Err(err)) => Err(Unhealthy::NoAnswer(redis.to_string(), err)),
+        Err(_) => Err(Unhealthy::TooSlow(redis.to_string())),
     }
 }
 
@@ -115,34 +175,41 @@ mod tests {
 
     #[test]
     fn a_worker_counting_on_time_is_healthy() {
-        assert_eq!(judge(&progress(2, 100, 100), 101 * SECOND), Ok(()));
+        assert!(judge(&progress(2, 100, 100), 101 * SECOND).is_ok());
     }
 
     #[test]
     fn no_tick_for_two_intervals_and_five_seconds_is_frozen() {
         // 2 × 2 s + 5 s = 9 s.
-        assert_eq!(judge(&progress(2, 100, 100), 109 * SECOND), Ok(()));
+        assert!(judge(&progress(2, 100, 100), 109 * SECOND).is_ok());
         let reason = judge(&progress(2, 100, 100), 110 * SECOND).unwrap_err();
-        assert!(reason.contains("frozen"), "{reason}");
-        assert!(reason.contains("limit 9s"), "{reason}");
+        assert!(matches!(reason, Unhealthy::Frozen { .. }), "{reason}");
+        assert!(reason.to_string().contains("limit 9s"), "{reason}");
     }
 
     #[test]
     fn ticking_without_counting_turns_unhealthy_after_the_progress_window() {
         // Redis is down: ticks go on, INCRs do not. max(3 × 2 s, 30 s) = 30 s.
-        assert_eq!(judge(&progress(2, 130, 100), 130 * SECOND), Ok(()));
+        assert!(judge(&progress(2, 130, 100), 130 * SECOND).is_ok());
         let reason = judge(&progress(2, 131, 100), 131 * SECOND).unwrap_err();
-        assert!(reason.contains("not counting"), "{reason}");
+        assert!(
+            matches!(reason, Unhealthy::NotCounting { never: false, .. }),
+            "{reason}"
+        );
         // A long interval stretches the window: 3 × 60 s.
-        assert_eq!(judge(&progress(60, 270, 100), 270 * SECOND), Ok(()));
+        assert!(judge(&progress(60, 270, 100), 270 * SECOND).is_ok());
         assert!(judge(&progress(60, 281, 100), 281 * SECOND).is_err());
     }
 
     #[test]
     fn a_worker_that_never_counted_is_judged_from_its_start() {
         let fresh = progress(2, 20, 0);
-        assert_eq!(judge(&fresh, 20 * SECOND), Ok(()));
+        assert!(judge(&fresh, 20 * SECOND).is_ok());
         let reason = judge(&progress(2, 40, 0), 40 * SECOND).unwrap_err();
-        assert!(reason.contains("since it started"), "{reason}");
+        assert!(
+            matches!(reason, Unhealthy::NotCounting { never: true, .. }),
+            "{reason}"
+        );
+        assert!(reason.to_string().contains("since it started"), "{reason}");
     }
 }

@@ -12,14 +12,12 @@
 //! filesystem cannot fail a write after start. Times are `CLOCK_BOOTTIME` milliseconds,
 //! shared by every process on the machine and blind to wall-clock steps.
 
+use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Where the worker writes its state unless `HEALTH_FILE` says otherwise.
-pub const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
 
 const MAGIC: &str = "counter-worker-health-v1";
 
@@ -89,25 +87,19 @@ pub struct HealthRecorder {
 impl HealthRecorder {
     /// Creates (or takes over a stale) state file at `path` and locks it for the life of
     /// the process. The error says why the health check will fall back to a PING.
-    pub fn create(path: &Path, interval: Duration) -> Result<Self, String> {
+    pub fn create(path: &Path, interval: Duration) -> Result<Self, StateError> {
+        let failed = |what| move |err| StateError::Io(what, path.to_owned(), err);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
             .open(path)
-            .map_err(|err| format!("cannot open {}: {err}", path.display()))?;
+            .map_err(failed("open"))?;
         match file.try_lock() {
             Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(format!(
-                    "another running worker already records its health in {}",
-                    path.display()
-                ));
-            }
-            Err(TryLockError::Error(err)) => {
-                return Err(format!("cannot lock {}: {err}", path.display()));
-            }
+            Err(TryLockError::WouldBlock) => return Err(StateError::Held(path.to_owned())),
+            Err(TryLockError::Error(err)) => return Err(failed("lock")(err)),
         }
         let now = boot_clock_millis();
         let recorder = Self {
@@ -125,7 +117,7 @@ impl HealthRecorder {
             .file
             .set_len(record_len)
             .and_then(|()| recorder.write())
-            .map_err(|err| format!("cannot write {}: {err}", path.display()))?;
+            .map_err(failed("write"))?;
         Ok(recorder)
     }
 
@@ -172,27 +164,24 @@ pub enum Observed {
 }
 
 /// Reads the state file at `path`, as the health check does.
-pub fn observe(path: &Path) -> Result<Observed, String> {
+pub fn observe(path: &Path) -> Result<Observed, StateError> {
+    let failed = |what| move |err| StateError::Io(what, path.to_owned(), err);
     let file = match File::open(path) {
         Ok(file) => file,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Observed::NoLiveWorker),
-        Err(err) => return Err(format!("cannot open {}: {err}", path.display())),
+        Err(err) => return Err(failed("open")(err)),
     };
     match file.try_lock_shared() {
         // We could lock it, so nobody holds it: whoever wrote it is gone.
         Ok(()) => return Ok(Observed::NoLiveWorker),
         Err(TryLockError::WouldBlock) => {}
-        Err(TryLockError::Error(err)) => {
-            return Err(format!("cannot lock {}: {err}", path.display()));
-        }
+        Err(TryLockError::Error(err)) => return Err(failed("lock")(err)),
     }
     // The worker rewrites the record in place; two equal reads in a row are a whole one.
     let mut previous = None;
     for _ in 0..5 {
         let mut record = [0; 256];
-        let len = file
-            .read_at(&mut record, 0)
-            .map_err(|err| format!("cannot read {}: {err}", path.display()))?;
+        let len = file.read_at(&mut record, 0).map_err(failed("read"))?;
         let current = std::str::from_utf8(&record[..len])
             .ok()
             .and_then(Progress::decode);
@@ -203,8 +192,35 @@ pub fn observe(path: &Path) -> Result<Observed, String> {
         }
         previous = current;
     }
-    Err(format!("{} holds no readable record", path.display()))
+    Err(StateError::NoRecord(path.to_owned()))
 }
+
+/// Why the state file cannot be used; `Display` says so in one line.
+#[derive(Debug)]
+pub enum StateError {
+    /// Opening, locking, reading or writing it (the verb) failed.
+    Io(&'static str, PathBuf, io::Error),
+    /// Another live worker holds it.
+    Held(PathBuf),
+    /// A live worker holds it, but no two reads in a row gave the same whole record.
+    NoRecord(PathBuf),
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Io(what, path, err) => write!(f, "cannot {what} {}: {err}", path.display()),
+            Self::Held(path) => write!(
+                f,
+                "another running worker already records its health in {}",
+                path.display()
+            ),
+            Self::NoRecord(path) => write!(f, "{} holds no readable record", path.display()),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
 
 #[cfg(test)]
 mod tests {
@@ -234,7 +250,7 @@ mod tests {
     fn a_live_recorder_is_seen_and_a_released_one_is_stale() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("health");
-        assert_eq!(observe(&path), Ok(Observed::NoLiveWorker));
+        assert!(matches!(observe(&path), Ok(Observed::NoLiveWorker)));
         let mut recorder = HealthRecorder::create(&path, Duration::from_secs(2)).unwrap();
         assert!(recorder.succeeded().is_none());
         match observe(&path) {
@@ -245,11 +261,10 @@ mod tests {
             other => panic!("expected a live worker, got {other:?}"),
         }
         let second = HealthRecorder::create(&path, Duration::from_secs(2));
-        assert!(second.unwrap_err().contains("another running worker"));
+        assert!(matches!(second, Err(StateError::Held(_))));
         drop(recorder);
-        assert_eq!(
-            observe(&path),
-            Ok(Observed::NoLiveWorker),
+        assert!(
+            matches!(observe(&path), Ok(Observed::NoLiveWorker)),
             "the lock died with it"
         );
     }

@@ -2,9 +2,9 @@
 //! of the classic "Python + Redis + Compose" counter.
 //!
 //! The binary (`main.rs`) only wires these modules together; the logic lives here, where
-//! the tests reach it. The modules are private and form layers (`scripts/check-module-cycles`
-//! keeps them so); what the binary calls is exported below, with the types of what those
-//! calls return, and nothing else.
+//! the tests reach it. The modules are private and form layers in the order of README's
+//! module table (`scripts/check-module-order` keeps them so); what the binary calls is
+//! exported below, with the types of what those calls return, and nothing else.
 
 #![warn(missing_docs)]
 
@@ -17,7 +17,7 @@ mod failure_log;
 mod health;
 mod health_state;
 mod logging;
-mod node_address;
+mod node_set;
 mod redirect;
 mod redis_target;
 mod resources;
@@ -25,14 +25,16 @@ mod schedule;
 mod sentinel;
 mod setting_file;
 mod shutdown;
+mod target_error;
 mod tls;
 mod worker;
 
-pub use config::{Command, Config, ConfigError};
+pub use acl_rule::for_config as acl_rule;
+pub use config::{Command, Config, ConfigError, ReplicaWait};
 pub use escape::Escaped;
-pub use health::check as healthcheck;
-pub use health_state::HealthRecorder;
+pub use health::{Unhealthy, check as healthcheck};
+pub use health_state::{HealthRecorder, StateError};
 pub use logging::{FINAL_FLUSH_PATIENCE, LogFormat, LogOutput, init as init_logging};
-pub use resources::check_descriptor_headroom;
+pub use resources::{TooFewDescriptors, check_descriptor_headroom};
 pub use shutdown::cancel_on_signal;
-pub use worker::{ReplicaWait, Summary, Worker};
+pub use worker::{Summary, Worker};

@@ -7,6 +7,7 @@
 //! dropped and counted, never the count itself. Once output flows again the writer
 //! thread reports how many lines were lost, and the final line carries the total.
 
+use std::fmt;
 use std::io::{self, IsTerminal, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -180,6 +181,35 @@ fn write_lines(lines: &Receiver<Message>, dropped: &AtomicU64) {
     }
 }
 
+/// Why a `RUST_LOG` value is refused.
+#[derive(Debug)]
+pub enum FilterError {
+    /// A span or field directive (`target[span{field}]=level`), which this binary cannot
+    /// honour: it has no spans.
+    SpanOrField(String),
+    /// A directive that does not start as `target=level` does.
+    NotTargetLevel(String),
+    /// What tracing-subscriber's own parser refused.
+    Targets(tracing_subscriber::filter::ParseError),
+}
+
+impl fmt::Display for FilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a log filter (")?;
+        match self {
+            Self::SpanOrField(directive) => write!(
+                f,
+                "{directive:?}: span and field directives are not supported"
+            )?,
+            Self::NotTargetLevel(directive) => write!(f, "{directive:?} is not target=level")?,
+            Self::Targets(err) => write!(f, "{err}")?,
+        }
+        f.write_str("); try info or counter_worker=debug,redis=warn")
+    }
+}
+
+impl std::error::Error for FilterError {}
+
 /// `RUST_LOG` in the form `EnvFilter` reads for targets and levels (`info`,
 /// `counter_worker=debug,redis=warn`; a bare target logs everything from it, `target=`
 /// too); empty directives are skipped, as `EnvFilter` does, so `info,` is `info`.
@@ -187,20 +217,15 @@ fn write_lines(lines: &Receiver<Message>, dropped: &AtomicU64) {
 ///
 /// Span and field directives (`target[span{field}]=level`) are refused: this binary has no
 /// spans, and a filter that cannot be honoured must not start the worker silently.
-pub fn parse_filter(raw: &str) -> Result<Targets, String> {
-    let refused = |why: &str| {
-        format!("not a log filter ({why}); try info or counter_worker=debug,redis=warn")
-    };
+pub fn parse_filter(raw: &str) -> Result<Targets, FilterError> {
     let mut directives = Vec::new();
     for directive in raw.split(',').map(str::trim).filter(|d| !d.is_empty()) {
         if directive.contains(['[', ']', '{', '}']) {
-            return Err(refused(&format!(
-                "{directive:?}: span and field directives are not supported"
-            )));
+            return Err(FilterError::SpanOrField(directive.to_owned()));
         }
         // EnvFilter's rule for the first character of a directive.
         if directive.starts_with(|c: char| !c.is_alphanumeric() && !"-:_".contains(c)) {
-            return Err(refused(&format!("{directive:?} is not target=level")));
+            return Err(FilterError::NotTargetLevel(directive.to_owned()));
         }
         match directive.strip_suffix('=') {
             Some(target) => directives.push(format!("{target}=trace")),
@@ -210,10 +235,7 @@ pub fn parse_filter(raw: &str) -> Result<Targets, String> {
     if directives.is_empty() {
         return Ok(Targets::new().with_default(LevelFilter::INFO));
     }
-    let targets: Targets = directives
-        .join(",")
-        .parse()
-        .map_err(|err| refused(&format!("{err}")))?;
+    let targets: Targets = directives.join(",").parse().map_err(FilterError::Targets)?;
     Ok(match targets.default_level() {
         Some(_) => targets,
         None => targets.with_default(LevelFilter::INFO),
@@ -266,18 +288,23 @@ mod tests {
 
     #[test]
     fn span_and_field_directives_and_garbage_are_refused() {
-        for filter in [
-            "counter_worker[span]=debug",
-            "counter_worker[{key}]=debug",
-            "[span]=info",
-            "garbage[[[",
-            "info,=debug",
-            "a=b=c",
-            "counter_worker=loud",
+        for (filter, span_or_field) in [
+            ("counter_worker[span]=debug", true),
+            ("counter_worker[{key}]=debug", true),
+            ("[span]=info", true),
+            ("garbage[[[", true),
+            ("info,=debug", false),
+            ("a=b=c", false),
+            ("counter_worker=loud", false),
         ] {
             let reason = parse_filter(filter).unwrap_err();
+            assert_eq!(
+                matches!(reason, FilterError::SpanOrField(_)),
+                span_or_field,
+                "{filter:?}: {reason}"
+            );
             assert!(
-                reason.starts_with("not a log filter ("),
+                reason.to_string().starts_with("not a log filter ("),
                 "{filter:?}: {reason}"
             );
         }

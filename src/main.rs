@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use counter_worker::{
-    Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, LogOutput, Worker,
+    Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, LogOutput, Worker, acl_rule,
     cancel_on_signal, check_descriptor_headroom, healthcheck, init_logging,
 };
 use tokio_util::sync::CancellationToken;
@@ -35,10 +35,16 @@ fn main() -> ExitCode {
     }
     match config.command {
         Command::Run => runtime.block_on(run(config)),
-        Command::AclRule => {
-            println!("{}", config.acl_rule.unwrap_or_default());
-            ExitCode::SUCCESS
-        }
+        Command::AclRule => match acl_rule(&config) {
+            Ok(rule) => {
+                println!("{rule}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("counter-worker: error: {err}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
+        },
         Command::Healthcheck => {
             let redis = &config.redis;
             let check = healthcheck(config.health_file.as_deref(), redis);

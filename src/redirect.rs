@@ -44,26 +44,12 @@ pub async fn following_redirects<T>(
         };
         let (Redirect::Moved(host, port) | Redirect::Ask(host, port)) = &redirect;
         let node_name = format!("{host}:{port}");
-        let mut there = match cluster.node(host, *port) {
-            Ok(node) => match connection::open(&node, extra_reply_time).await {
-                Ok(there) => there,
-                Err(err) => {
-                    warn!(node = %node_name, error = %err, "cannot reach the node a cluster redirect names; the INCR was not sent there");
-                    break;
-                }
-            },
-            Err(err) => {
-                warn!(node = %node_name, error = %err, "cannot use the node a cluster redirect names");
-                break;
-            }
+        let Some(mut there) = open_named(cluster, host, *port, extra_reply_time).await else {
+            break;
         };
         result = match &redirect {
             Redirect::Moved(host, port) => {
-                let owner = (host.clone(), *port);
-                if key_owner.as_ref() != Some(&owner) {
-                    *key_owner = Some(owner);
-                    info!(node = %node_name, "the key's slot is served by {node_name} (MOVED); sending there");
-                }
+                note_moved_to(key_owner, host, *port);
                 *connection = there;
                 on_connection = true;
                 send(connection.redis()).await
@@ -83,6 +69,41 @@ pub async fn following_redirects<T>(
         note_executed_on(connection, key_owner);
     }
     result
+}
+
+/// Makes the node a `MOVED` names the `key_owner`, logged once: the slot lives there now.
+fn note_moved_to(key_owner: &mut Option<NodeAddress>, host: &str, port: u16) {
+    let owner = (host.to_owned(), port);
+    if key_owner.as_ref() != Some(&owner) {
+        *key_owner = Some(owner);
+        let node_name = format!("{host}:{port}");
+        info!(node = %node_name, "the key's slot is served by {node_name} (MOVED); sending there");
+    }
+}
+
+/// A connection to the node at `host:port` that a redirect names; `None`, with a warning,
+/// when it cannot be reached: nothing was sent there.
+async fn open_named(
+    cluster: &Cluster,
+    host: &str,
+    port: u16,
+    extra_reply_time: Duration,
+) -> Option<Connection> {
+    let node_name = format!("{host}:{port}");
+    let node = match cluster.nodes.data_client(host, port) {
+        Ok(node) => node,
+        Err(err) => {
+            warn!(node = %node_name, error = %err, "cannot use the node a cluster redirect names");
+            return None;
+        }
+    };
+    match connection::open(&node, extra_reply_time).await {
+        Ok(there) => Some(there),
+        Err(err) => {
+            warn!(node = %node_name, error = %err, "cannot reach the node a cluster redirect names; the INCR was not sent there");
+            None
+        }
+    }
 }
 
 /// Makes the node that executed the command on `connection` the `key_owner`: it serves

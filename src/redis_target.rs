@@ -7,14 +7,17 @@
 //! in logs and error messages. Every way this type can be printed goes through [`redact`].
 
 use std::fmt;
+use std::io;
 use std::time::Duration;
 
-use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisResult};
+use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 
 use crate::cluster::{self, Cluster};
-use crate::connection::{self, Connection, NodeAddress, data_node_settings};
+use crate::connection::{self, Connection, NodeAddress, data_node_settings, describe};
 use crate::escape::escaped;
+use crate::node_set::NodeSet;
 use crate::sentinel::{self, Sentinels};
+use crate::target_error::TargetError;
 use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
@@ -36,27 +39,64 @@ enum Servers {
     Cluster(Cluster),
 }
 
+/// The client of a fixed address, or the node set of a Sentinel or Cluster URL.
+enum Reached<'a> {
+    Fixed(&'a Client),
+    Nodes(&'a NodeSet),
+}
+
+/// What a URL does not say, given beside it: the passwords from files and the TLS files.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TargetSettings<'a> {
+    /// Overrides any password in the URL (the `REDIS_PASSWORD_FILE` rule).
+    pub password: Option<&'a str>,
+    /// The sentinels' own password (`REDIS_SENTINEL_PASSWORD_FILE`); refused for a URL
+    /// that names no sentinels, where it would be silently ignored.
+    pub sentinel_password: Option<&'a str>,
+    /// A private CA, a client certificate; refused for a URL without TLS, where they would
+    /// be silently ignored.
+    pub tls: Option<&'a TlsSettings>,
+}
+
+/// How the server the worker writes to is found: at a fixed address, through Redis
+/// Sentinel, or in a Redis Cluster. It decides the commands sent besides `INCR` and `PING`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    /// A `redis://` URL: one server at a fixed address.
+    Fixed,
+    /// A `redis+sentinel://` URL: the master the sentinels name, checked with `ROLE`.
+    Sentinel,
+    /// A `redis+cluster://` URL: the key's node, learnt from `MOVED` and `ASK`.
+    Cluster,
+}
+
 impl RedisTarget {
-    /// Validates `url` and, when `password` is given, makes it override any password in
-    /// the URL (the `REDIS_PASSWORD_FILE` rule).
+    /// Validates `url` and the `settings` given beside it, each client built once.
     ///
-    /// The error is a reason for a person, without the URL itself: the caller names the
-    /// setting and shows the [`redact`]ed value.
-    pub fn new(url: &str, password: Option<&str>) -> Result<Self, String> {
-        let servers = if sentinel::names_sentinels(url) {
-            let mut sentinels = Sentinels::parse(url)?;
-            if let Some(password) = password {
-                sentinels.set_redis_password(password);
+    /// The error's text is a reason for a person, without the URL itself: the caller names
+    /// the setting and shows the [`redact`]ed value.
+    pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
+        let servers = match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some(sentinel::SCHEME | sentinel::TLS_SCHEME) => {
+                let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
+                if let Some(password) = settings.sentinel_password {
+                    sentinels.set_sentinel_password(password);
+                }
+                with_settings(&mut sentinels.nodes, settings)?;
+                Servers::Sentinel(sentinels)
             }
-            Servers::Sentinel(sentinels)
-        } else if cluster::names_cluster(url) {
-            let mut cluster = Cluster::parse(url)?;
-            if let Some(password) = password {
-                cluster.set_redis_password(password);
+            Some(cluster::SCHEME | cluster::TLS_SCHEME) => {
+                let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
+                refuse_sentinel_password(settings)?;
+                with_settings(&mut cluster.nodes, settings)?;
+                Servers::Cluster(cluster)
             }
-            Servers::Cluster(cluster)
-        } else {
-            Servers::Fixed(fixed_client(url, password)?)
+            _ => {
+                let info =
+                    fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
+                refuse_sentinel_password(settings)?;
+                Servers::Fixed(fixed_client(info, settings.tls)?)
+            }
         };
         Ok(Self {
             servers,
@@ -64,37 +104,13 @@ impl RedisTarget {
         })
     }
 
-    /// Gives the sentinels their own password (`REDIS_SENTINEL_PASSWORD_FILE`); refused
-    /// for a target that names no sentinels, where it would be silently ignored.
-    pub fn with_sentinel_password(mut self, password: &str) -> Result<Self, String> {
-        match &mut self.servers {
-            Servers::Sentinel(sentinels) => sentinels.set_sentinel_password(password),
-            Servers::Fixed(_) | Servers::Cluster(_) => {
-                return Err(format!(
-                    "a sentinel password was given (REDIS_SENTINEL_PASSWORD_FILE), but the URL \
-                     names no sentinels; use {}://",
-                    sentinel::SCHEME
-                ));
-            }
+    /// How the server is found.
+    pub fn topology(&self) -> Topology {
+        match &self.servers {
+            Servers::Fixed(_) => Topology::Fixed,
+            Servers::Sentinel(_) => Topology::Sentinel,
+            Servers::Cluster(_) => Topology::Cluster,
         }
-        Ok(self)
-    }
-
-    /// Uses `settings` (a private CA, a client certificate) for every TLS connection;
-    /// refused for a URL without TLS, where they would be silently ignored.
-    pub fn with_tls(mut self, settings: &TlsSettings) -> Result<Self, String> {
-        match &mut self.servers {
-            Servers::Sentinel(sentinels) => sentinels.set_tls(settings)?,
-            Servers::Cluster(cluster) => cluster.set_tls(settings)?,
-            Servers::Fixed(client) => {
-                let info = client.get_connection_info().clone();
-                if !matches!(info.addr(), ConnectionAddr::TcpTls { .. }) {
-                    return Err(tls::not_a_tls_url("rediss:// or valkeys://"));
-                }
-                *client = tls::url_client(info, settings)?;
-            }
-        }
-        Ok(self)
     }
 
     /// The name of the master under Sentinel, whose address changes with a failover;
@@ -119,10 +135,62 @@ impl RedisTarget {
     /// it is found: what the ACL rule must allow (`SELECT`), and what the tests of the
     /// password rules read.
     pub fn redis_settings(&self) -> &redis::RedisConnectionInfo {
+        match self.reached() {
+            Reached::Fixed(client) => client.get_connection_info().redis_settings(),
+            Reached::Nodes(nodes) => nodes.redis_settings(),
+        }
+    }
+
+    /// `err`, a failed connection to this target, for a log line: [`describe`]'s words,
+    /// and, when the failure is the one a TLS client and a plain-TCP server (or the other
+    /// way round) give, a word on that. A TLS handshake sent to a plain port gets no answer
+    /// (Redis waits for the end of a command line); a plain command sent to a TLS port has
+    /// the connection closed at once.
+    pub fn describe_connect_failure(&self, err: &RedisError) -> String {
+        let described = describe(err);
+        let (plain, with_tls) = match self.topology() {
+            Topology::Fixed => ("redis", "rediss"),
+            Topology::Sentinel => (sentinel::SCHEME, sentinel::TLS_SCHEME),
+            Topology::Cluster => (cluster::SCHEME, cluster::TLS_SCHEME),
+        };
+        match (self.uses_tls(), connection::io_error_kind(err)) {
+            (true, Some(io::ErrorKind::TimedOut)) => format!(
+                "{described}; no TLS handshake completed: if this port serves plain TCP \
+                 (TLS on one side only), use {plain}://"
+            ),
+            (
+                false,
+                Some(
+                    io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::UnexpectedEof,
+                ),
+            ) => format!(
+                "{described}; the server closed the connection at once: if this port serves \
+                 TLS (TLS on one side only), use {with_tls}://"
+            ),
+            _ => described,
+        }
+    }
+
+    /// True when the URL asked for TLS.
+    fn uses_tls(&self) -> bool {
+        match self.reached() {
+            Reached::Fixed(client) => matches!(
+                client.get_connection_info().addr(),
+                ConnectionAddr::TcpTls { .. }
+            ),
+            Reached::Nodes(nodes) => nodes.uses_tls(),
+        }
+    }
+
+    /// What the login and transport are read from: the fixed address's client, or the node
+    /// set a Sentinel or Cluster URL names, which share them.
+    fn reached(&self) -> Reached<'_> {
         match &self.servers {
-            Servers::Fixed(client) => client.get_connection_info().redis_settings(),
-            Servers::Sentinel(sentinels) => sentinels.redis_settings(),
-            Servers::Cluster(cluster) => cluster.redis_settings(),
+            Servers::Fixed(client) => Reached::Fixed(client),
+            Servers::Sentinel(sentinels) => Reached::Nodes(&sentinels.nodes),
+            Servers::Cluster(cluster) => Reached::Nodes(&cluster.nodes),
         }
     }
 
@@ -147,37 +215,71 @@ impl RedisTarget {
     }
 }
 
-/// The client for a `redis://` URL, with `password` overriding the URL's.
-fn fixed_client(url: &str, password: Option<&str>) -> Result<Client, String> {
-    let parsed = url::Url::parse(url).map_err(|err| format!("not a URL ({err})"))?;
-    // Valkey's own names for the same protocol; the client reads them alike.
-    let uses_tls = match parsed.scheme() {
-        "redis" | "valkey" => false,
-        "rediss" | "valkeys" => true,
-        other => {
-            return Err(format!(
-                "scheme {other:?} is not supported; use redis://, rediss://, valkey://, \
-                 valkeys://, {}:// or {}://",
-                sentinel::SCHEME,
-                cluster::SCHEME
-            ));
-        }
-    };
-    if parsed.host_str().is_none_or(str::is_empty) {
-        return Err("the URL names no host".to_owned());
+/// `reason`, why `url` was refused; when its login holds a character that ends a URL's
+/// login part, that is the reason given instead: a password written raw, as generated ones
+/// often are, makes the rest of the URL read wrong.
+fn in_url(url: &str, reason: TargetError) -> TargetError {
+    if login_holds_a_separator(url) {
+        return TargetError::RawSeparatorInLogin;
     }
-    let info: ConnectionInfo = parsed
-        .into_connection_info()
-        .map_err(|err| err.to_string())?;
+    reason
+}
+
+/// Gives `nodes` the password and TLS files of `settings`, each when given.
+fn with_settings(nodes: &mut NodeSet, settings: &TargetSettings<'_>) -> Result<(), TargetError> {
+    if let Some(password) = settings.password {
+        nodes.set_redis_password(password);
+    }
+    nodes.set_tls(settings.tls)
+}
+
+/// Refuses a sentinel password for a URL that names no sentinels.
+fn refuse_sentinel_password(settings: &TargetSettings<'_>) -> Result<(), TargetError> {
+    match settings.sentinel_password {
+        Some(_) => Err(TargetError::SentinelPasswordWithoutSentinels),
+        None => Ok(()),
+    }
+}
+
+/// True when the login of `url` (between `://` and the last `@`) holds a character that
+/// ends a URL's login part: a password written raw, as generated ones often are.
+fn login_holds_a_separator(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    rest.rsplit_once('@')
+        .is_some_and(|(login, _)| login.contains(['/', '?', '#']))
+}
+
+/// The connection info of a `redis://` URL, with `password` overriding the URL's.
+fn fixed_info(url: &str, password: Option<&str>) -> Result<ConnectionInfo, TargetError> {
+    let parsed = url::Url::parse(url).map_err(TargetError::NotAUrl)?;
+    // Valkey's own names for the same protocol; the client reads them alike.
+    if !matches!(parsed.scheme(), "redis" | "valkey" | "rediss" | "valkeys") {
+        return Err(TargetError::UnsupportedScheme(parsed.scheme().to_owned()));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(TargetError::NoHost);
+    }
+    let info: ConnectionInfo = parsed.into_connection_info()?;
+    if let ConnectionAddr::TcpTls { .. } = info.addr() {
+        tls::refuse_insecure(&info)?;
+    }
     let mut settings = data_node_settings(info.redis_settings().clone())?;
     if let Some(password) = password {
         settings = settings.set_password(password);
     }
-    let info = info.set_redis_settings(settings);
-    if uses_tls {
-        return tls::url_client(info, &TlsSettings::default());
+    Ok(info.set_redis_settings(settings))
+}
+
+/// The client for a `redis://` URL's `info`, over TLS with `tls` (or the built-in roots)
+/// when the URL says so.
+fn fixed_client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> Result<Client, TargetError> {
+    let uses_tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+    match tls {
+        Some(_) if !uses_tls => Err(TargetError::NotTls("rediss", Some("valkeys"))),
+        Some(tls) => tls::url_client(info, tls),
+        None if uses_tls => tls::url_client(info, &TlsSettings::default()),
+        None => Ok(Client::open(info)?),
     }
-    Client::open(info).map_err(|err| err.to_string())
 }
 
 impl fmt::Display for RedisTarget {
@@ -254,7 +356,7 @@ mod tests {
             "valkey://valkey:6379/1",
         ] {
             assert!(
-                RedisTarget::new(url, None).is_ok(),
+                RedisTarget::new(url, &TargetSettings::default()).is_ok(),
                 "{url} should be accepted"
             );
         }
@@ -274,38 +376,50 @@ mod tests {
     fn accepts_tls_urls_and_refuses_to_turn_verification_off() {
         for url in ["rediss://redis:6380", "valkeys://u:pw@valkey/2"] {
             assert!(
-                RedisTarget::new(url, None).is_ok(),
+                RedisTarget::new(url, &TargetSettings::default()).is_ok(),
                 "{url} should be accepted"
             );
         }
-        let err = RedisTarget::new("rediss://redis:6380/#insecure", None).unwrap_err();
-        assert!(err.contains("never"), "{err}");
+        let err = RedisTarget::new("rediss://redis:6380/#insecure", &TargetSettings::default())
+            .unwrap_err();
+        assert_eq!(err, TargetError::Insecure);
     }
 
     #[test]
     fn tls_files_are_refused_for_a_url_without_tls() {
-        for url in [
-            "redis://redis",
-            "redis+sentinel://s1/mymaster",
-            "redis+cluster://n1",
+        for (url, with_tls) in [
+            (
+                "redis://redis",
+                TargetError::NotTls("rediss", Some("valkeys")),
+            ),
+            (
+                "redis+sentinel://s1/mymaster",
+                TargetError::NotTls(sentinel::TLS_SCHEME, None),
+            ),
+            (
+                "redis+cluster://n1",
+                TargetError::NotTls(cluster::TLS_SCHEME, None),
+            ),
         ] {
-            let err = RedisTarget::new(url, None)
-                .unwrap()
-                .with_tls(&TlsSettings::default())
-                .unwrap_err();
-            assert!(err.contains("does not use TLS"), "{url}: {err}");
+            let tls = TlsSettings::default();
+            let settings = TargetSettings {
+                tls: Some(&tls),
+                ..TargetSettings::default()
+            };
+            let err = RedisTarget::new(url, &settings).unwrap_err();
+            assert_eq!(err, with_tls, "{url}: {err}");
         }
     }
 
     #[test]
     fn rejects_other_schemes() {
-        for url in [
-            "http://redis:6379",
-            "unix:///tmp/redis.sock",
-            "valkey+unix:///tmp/valkey.sock",
+        for (url, scheme) in [
+            ("http://redis:6379", "http"),
+            ("unix:///tmp/redis.sock", "unix"),
+            ("valkey+unix:///tmp/valkey.sock", "valkey+unix"),
         ] {
-            let err = RedisTarget::new(url, None).unwrap_err();
-            assert!(err.contains("not supported"), "{url}: {err}");
+            let err = RedisTarget::new(url, &TargetSettings::default()).unwrap_err();
+            assert_eq!(err, TargetError::UnsupportedScheme(scheme.to_owned()));
         }
     }
 
@@ -319,37 +433,66 @@ mod tests {
             "redis://",
         ] {
             assert!(
-                RedisTarget::new(url, None).is_err(),
+                RedisTarget::new(url, &TargetSettings::default()).is_err(),
                 "{url:?} should be rejected"
             );
         }
     }
 
     #[test]
+    fn a_raw_slash_in_a_url_password_asks_for_percent_encoding() {
+        for url in [
+            "redis://u:p@ss/w:rd@host:6379",
+            "redis://:pa/ss@host",
+            "redis+sentinel://u:p/w@s1/mymaster",
+            "redis+cluster://u:p?w@n1",
+        ] {
+            let err = RedisTarget::new(url, &TargetSettings::default()).err();
+            assert_eq!(err, Some(TargetError::RawSeparatorInLogin), "{url}");
+        }
+        let message = TargetError::RawSeparatorInLogin.to_string();
+        assert!(message.contains("percent-encoded"), "{message}");
+        assert!(message.contains("REDIS_PASSWORD_FILE"), "{message}");
+        let encoded = "redis://u:p%40ss%2Fw%3Ard@host:6379";
+        let target = RedisTarget::new(encoded, &TargetSettings::default()).unwrap();
+        assert_eq!(target.redis_settings().password(), Some("p@ss/w:rd"));
+    }
+
+    #[test]
     fn rejects_a_bad_database_number() {
-        let err = RedisTarget::new("redis://redis:6379/abc", None).unwrap_err();
-        assert!(err.contains("database"), "{err}");
+        let err =
+            RedisTarget::new("redis://redis:6379/abc", &TargetSettings::default()).unwrap_err();
+        assert!(matches!(err, TargetError::Client(_)), "{err}");
+        assert!(err.to_string().contains("database"), "{err}");
     }
 
     #[test]
     fn rejects_a_negative_database_index() {
-        let err = RedisTarget::new("redis://redis:6379/-1", None).unwrap_err();
-        assert!(err.contains("non-negative"), "{err}");
+        let err =
+            RedisTarget::new("redis://redis:6379/-1", &TargetSettings::default()).unwrap_err();
+        assert_eq!(err, TargetError::NegativeDatabase);
     }
 
     #[test]
     fn password_argument_overrides_the_url_password() {
-        let target = RedisTarget::new("redis://:from-url@redis", Some("from-file")).unwrap();
+        let settings = TargetSettings {
+            password: Some("from-file"),
+            ..TargetSettings::default()
+        };
+        let target = RedisTarget::new("redis://:from-url@redis", &settings).unwrap();
         assert_eq!(target.redis_settings().password(), Some("from-file"));
     }
 
     #[test]
     fn sentinel_urls_name_sentinels_and_keep_credentials_for_the_data_nodes() {
         let url = "redis+sentinel://app:hunter2@s1,s2:26380/mymaster/1";
-        let target = RedisTarget::new(url, Some("from-file"))
-            .unwrap()
-            .with_sentinel_password("watchers")
-            .unwrap();
+        let settings = TargetSettings {
+            password: Some("from-file"),
+            sentinel_password: Some("watchers"),
+            tls: None,
+        };
+        let target = RedisTarget::new(url, &settings).unwrap();
+        assert_eq!(target.topology(), Topology::Sentinel);
         assert_eq!(target.sentinel_master(), Some("mymaster"));
         assert_eq!(target.redis_settings().password(), Some("from-file"));
         assert_eq!(target.redis_settings().db(), 1);
@@ -361,16 +504,21 @@ mod tests {
 
     #[test]
     fn a_sentinel_password_needs_a_sentinel_url() {
-        let err = RedisTarget::new("redis://redis", None)
-            .unwrap()
-            .with_sentinel_password("watchers")
-            .unwrap_err();
-        assert!(err.contains("names no sentinels"), "{err}");
+        let settings = TargetSettings {
+            sentinel_password: Some("watchers"),
+            ..TargetSettings::default()
+        };
+        let err = RedisTarget::new("redis://redis", &settings).unwrap_err();
+        assert_eq!(err, TargetError::SentinelPasswordWithoutSentinels);
     }
 
     #[test]
     fn printing_never_shows_the_password() {
-        let target = RedisTarget::new("redis://user:hunter2@redis:6379", None).unwrap();
+        let target = RedisTarget::new(
+            "redis://user:hunter2@redis:6379",
+            &TargetSettings::default(),
+        )
+        .unwrap();
         assert_eq!(target.to_string(), "redis://user:***@redis:6379");
         assert!(!format!("{target:?}").contains("hunter2"));
     }

@@ -14,16 +14,16 @@ pub const SPARE_DESCRIPTORS_NEEDED: u64 = 3;
 ///
 /// It opens that many (on `/`, which exists in every container) and closes them again:
 /// counting descriptors would miss how the kernel hands out the lowest free number.
-pub fn check_descriptor_headroom() -> Result<(), String> {
+pub fn check_descriptor_headroom() -> Result<(), TooFewDescriptors> {
     let mut probes = Vec::new();
     for _ in 0..SPARE_DESCRIPTORS_NEEDED {
         match std::fs::File::open("/") {
             Ok(probe) => probes.push(probe),
             Err(err) if matches!(err.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                let limit = descriptor_limit().map_or("unknown".to_owned(), |n| n.to_string());
-                return Err(format!(
-                    "too few file descriptors ({err}; ulimit -n is {limit}); raise the limit"
-                ));
+                return Err(TooFewDescriptors {
+                    err,
+                    limit: descriptor_limit(),
+                });
             }
             // Any other failure says nothing about descriptors.
             Err(_) => return Ok(()),
@@ -31,6 +31,26 @@ pub fn check_descriptor_headroom() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// No descriptor to spare: the error opening one, and `ulimit -n` if it can be read.
+#[derive(Debug)]
+pub struct TooFewDescriptors {
+    err: std::io::Error,
+    limit: Option<u64>,
+}
+
+impl std::fmt::Display for TooFewDescriptors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let limit = self.limit.map_or("unknown".to_owned(), |n| n.to_string());
+        write!(
+            f,
+            "too few file descriptors ({}; ulimit -n is {limit}); raise the limit",
+            self.err
+        )
+    }
+}
+
+impl std::error::Error for TooFewDescriptors {}
 
 fn descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {

@@ -12,24 +12,17 @@
 
 use std::time::Duration;
 
-use futures_util::future::select_ok;
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 
-use crate::connection::{self, Connection};
-use crate::node_address::{data_node_login, parse_multi_host};
-use crate::tls::{self, TlsSettings, node_client};
+use crate::connection::{self, Connection, NodeAddress};
+use crate::node_set::{NodeSet, detail_of, explained, first_to_answer, parse_multi_host};
+use crate::target_error::TargetError;
 
 /// The URL scheme that names sentinels instead of a Redis server.
 pub const SCHEME: &str = "redis+sentinel";
 
 /// The same over TLS: to the sentinels and to the master they name.
 pub const TLS_SCHEME: &str = "rediss+sentinel";
-
-/// True when `url` names sentinels (with or without TLS) rather than a Redis server.
-pub fn names_sentinels(url: &str) -> bool {
-    url.split_once("://")
-        .is_some_and(|(scheme, _)| scheme == SCHEME || scheme == TLS_SCHEME)
-}
 
 /// The port a sentinel listens on unless the URL says otherwise.
 pub const DEFAULT_PORT: u16 = 26379;
@@ -41,42 +34,30 @@ pub const DEFAULT_PORT: u16 = 26379;
 /// require a password of their own get it from [`Self::set_sentinel_password`].
 #[derive(Clone)]
 pub struct Sentinels {
-    nodes: Vec<(String, u16)>,
+    /// The sentinels, and the login and TLS for the master they name (TLS to sentinels and
+    /// master alike, `rediss+sentinel://`).
+    pub nodes: NodeSet,
     sentinel_password: Option<String>,
     master_name: String,
-    redis: RedisConnectionInfo,
-    /// TLS to sentinels and master alike (`rediss+sentinel://`); `None` for plain TCP.
-    tls: Option<TlsSettings>,
 }
 
 impl Sentinels {
     /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
     /// the URL (which may hold a password).
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> Result<Self, TargetError> {
         let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "sentinel host", DEFAULT_PORT)?;
         let mut segments = url.path.split('/');
-        let master_name = segments.next().filter(|name| !name.is_empty()).ok_or(
-            "the URL names no master; write the master's name after the hosts: …/mymaster",
-        )?;
+        let master_name = segments.next().filter(|name| !name.is_empty());
+        let master_name = master_name.ok_or(TargetError::NoMaster)?;
         let db = segments.next().unwrap_or_default();
         if segments.any(|extra| !extra.is_empty()) {
-            return Err(
-                "too many path segments; write …/master-name or …/master-name/db".to_owned(),
-            );
+            return Err(TargetError::TooManyPathSegments);
         }
         Ok(Self {
-            nodes: url.nodes,
+            nodes: url.into_node_set(db)?,
             sentinel_password: None,
             master_name: master_name.to_owned(),
-            redis: data_node_login(url.user_info, db)?,
-            tls: url.tls.then(TlsSettings::default),
         })
-    }
-
-    /// Makes `password` the one for the Redis servers, overriding the URL's (the
-    /// `REDIS_PASSWORD_FILE` rule).
-    pub fn set_redis_password(&mut self, password: &str) {
-        self.redis = self.redis.clone().set_password(password);
     }
 
     /// The password that sentinels started with `requirepass` ask for.
@@ -84,20 +65,9 @@ impl Sentinels {
         self.sentinel_password = Some(password.to_owned());
     }
 
-    /// Uses `settings` for TLS to the sentinels and the master; refused when the URL
-    /// asked for no TLS.
-    pub fn set_tls(&mut self, settings: &TlsSettings) -> Result<(), String> {
-        tls::use_settings(&mut self.tls, settings, &format!("{TLS_SCHEME}://"))
-    }
-
     /// The name the sentinels know the master by.
     pub fn master_name(&self) -> &str {
         &self.master_name
-    }
-
-    /// Credentials, database and protocol used on the master once it is found.
-    pub fn redis_settings(&self) -> &RedisConnectionInfo {
-        &self.redis
     }
 
     /// Opens a connection to the server the sentinels name as master right now, and
@@ -108,7 +78,7 @@ impl Sentinels {
     pub async fn connect_to_master(&self, extra_reply_time: Duration) -> RedisResult<Connection> {
         let (host, port) = self.master_address().await?;
         let master = format!("{host}:{port}");
-        let client = node_client(&host, port, self.redis.clone(), self.tls.as_ref())?;
+        let client = self.nodes.data_client(&host, port)?;
         let checked = async {
             let mut connection = connection::open(&client, extra_reply_time).await?;
             let role: Role = redis::cmd("ROLE").query_async(connection.redis()).await?;
@@ -128,23 +98,16 @@ impl Sentinels {
     }
 
     /// Asks every sentinel at once; the first address any of them gives wins.
-    async fn master_address(&self) -> RedisResult<(String, u16)> {
+    async fn master_address(&self) -> RedisResult<NodeAddress> {
         let asks = self
             .nodes
+            .addresses
             .iter()
-            .map(|(host, port)| Box::pin(self.ask(host, *port)));
-        match select_ok(asks).await {
-            Ok((address, _slower)) => Ok(address),
-            // The error of the last sentinel to fail; all of them did.
-            Err(err) => Err(RedisError::from((
-                err.kind(),
-                "no sentinel named the master",
-                err.detail().unwrap_or_default().to_owned(),
-            ))),
-        }
+            .map(|(host, port)| self.ask(host, *port));
+        first_to_answer(asks, "no sentinel named the master", detail_of).await
     }
 
-    async fn ask(&self, host: &str, port: u16) -> RedisResult<(String, u16)> {
+    async fn ask(&self, host: &str, port: u16) -> RedisResult<NodeAddress> {
         // No `CLIENT SETINFO`, as on the data nodes: a sentinel's ACL need not grant it.
         let mut info = RedisConnectionInfo::default().set_skip_set_lib_name();
         if let Some(password) = &self.sentinel_password {
@@ -152,12 +115,12 @@ impl Sentinels {
         }
         let sentinel = format!("sentinel {host}:{port}");
         let answer = async {
-            let client = node_client(host, port, info, self.tls.as_ref())?;
+            let client = self.nodes.client(host, port, info)?;
             let mut connection = connection::open(&client, Duration::ZERO).await?;
             redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&self.master_name)
-                .query_async::<Option<(String, u16)>>(connection.redis())
+                .query_async::<Option<NodeAddress>>(connection.redis())
                 .await
         };
         let answer = answer
@@ -171,12 +134,6 @@ impl Sentinels {
             ))
         })
     }
-}
-
-/// `err` with the server it came from, keeping its kind (the caller tells a refusal, such as
-/// a wrong password, from a server that is down by the kind).
-fn explained(err: RedisError, what: &'static str, server: &str) -> RedisError {
-    RedisError::from((err.kind(), what, format!("{server}: {err}")))
 }
 
 fn role_name(role: &Role) -> &'static str {
@@ -198,7 +155,7 @@ mod tests {
             Sentinels::parse("redis+sentinel://s1,s2:26380,[::1]:7000,10.0.0.3/mymaster/2")
                 .unwrap();
         assert_eq!(
-            sentinels.nodes,
+            sentinels.nodes.addresses,
             [
                 ("s1".to_owned(), DEFAULT_PORT),
                 ("s2".to_owned(), 26380),
@@ -207,13 +164,13 @@ mod tests {
             ]
         );
         assert_eq!(sentinels.master_name, "mymaster");
-        assert_eq!(sentinels.redis_settings().db(), 2);
+        assert_eq!(sentinels.nodes.redis_settings().db(), 2);
     }
 
     #[test]
     fn credentials_in_the_url_are_for_the_data_nodes() {
         let sentinels = Sentinels::parse("redis+sentinel://app:p%40ss@s1,s2/mymaster").unwrap();
-        let settings = sentinels.redis_settings();
+        let settings = sentinels.nodes.redis_settings();
         assert_eq!(settings.username(), Some("app"));
         assert_eq!(settings.password(), Some("p@ss"));
         assert_eq!(settings.db(), 0);
@@ -223,33 +180,38 @@ mod tests {
     #[test]
     fn a_password_from_a_file_overrides_the_url_password() {
         let mut sentinels = Sentinels::parse("redis+sentinel://:old@s1/mymaster").unwrap();
-        sentinels.set_redis_password("new");
+        sentinels.nodes.set_redis_password("new");
         sentinels.set_sentinel_password("watchers");
-        assert_eq!(sentinels.redis_settings().password(), Some("new"));
+        assert_eq!(sentinels.nodes.redis_settings().password(), Some("new"));
         assert_eq!(sentinels.sentinel_password.as_deref(), Some("watchers"));
     }
 
     #[test]
     fn rejects_incomplete_urls_with_a_reason() {
-        let cases = [
-            ("redis+sentinel:///mymaster", "no sentinel host"),
-            ("redis+sentinel://:pw@/mymaster", "no sentinel host"),
-            ("redis+sentinel://s1,,s2/mymaster", "empty entry"),
-            ("redis+sentinel://s1,s2", "names no master"),
-            ("redis+sentinel://s1/", "names no master"),
-            ("redis+sentinel://s1:99999/mymaster", "not host[:port]"),
-            ("redis+sentinel://s1:port/mymaster", "not host[:port]"),
-            ("redis+sentinel://s1/mymaster/abc", "database"),
-            ("redis+sentinel://s1/mymaster/0/1", "too many path segments"),
-            ("redis+sentinel://s1/mymaster?protocol=resp3", "query"),
-            ("redis://s1/mymaster", "must start with"),
-            ("rediss+sentinels://s1/mymaster", "must start with"),
-        ];
-        for (url, reason) in cases {
-            let err = Sentinels::parse(url)
-                .err()
-                .unwrap_or_else(|| panic!("{url} accepted"));
-            assert!(err.contains(reason), "{url}: {err}");
-        }
+        let database =
+            RedisError::from((ErrorKind::InvalidClientConfig, "Invalid database number"));
+        crate::node_set::assert_refused(
+            Sentinels::parse,
+            &[
+                (
+                    "redis+sentinel:///mymaster",
+                    TargetError::NoHosts("sentinel host"),
+                ),
+                ("redis+sentinel://s1,s2", TargetError::NoMaster),
+                ("redis+sentinel://s1/", TargetError::NoMaster),
+                (
+                    "redis+sentinel://s1/mymaster/abc",
+                    TargetError::Client(database),
+                ),
+                (
+                    "redis+sentinel://s1/mymaster/0/1",
+                    TargetError::TooManyPathSegments,
+                ),
+                (
+                    "redis://s1/mymaster",
+                    TargetError::WrongScheme(SCHEME, TLS_SCHEME),
+                ),
+            ],
+        );
     }
 }

@@ -12,18 +12,21 @@
 //! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
 //! it panics; every TLS client is built through [`client`], which installs ring's first.
 
+use std::fmt;
+use std::mem::{Discriminant, discriminant};
 use std::path::Path;
 use std::sync::Arc;
 
 use redis::{
-    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
-    RedisConnectionInfo, RedisError, RedisResult, TlsCertificates,
+    Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo, RedisError, RedisResult,
+    TlsCertificates,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
 use crate::setting_file;
+use crate::target_error::TargetError;
 
 /// The variable naming a PEM file of CA certificates to trust instead of Mozilla's roots.
 pub const CA_FILE_ENV: &str = "REDIS_TLS_CA_FILE";
@@ -44,16 +47,70 @@ pub struct TlsSettings {
     certificates: Option<TlsCertificates>,
 }
 
-/// A TLS file that cannot be used: which setting, the path it gave, and why.
-#[derive(Debug, PartialEq, Eq)]
+/// A TLS file that cannot be used: which setting, the path it gave, and why. `Display`
+/// gives the reason, which a person reads after the setting's name and path.
+#[derive(Debug)]
 pub struct FileError {
     /// The environment variable that named the file.
     pub setting: &'static str,
     /// The path it holds.
     pub path: String,
-    /// What is wrong with the file, for a person.
-    pub reason: String,
+    /// What is wrong with the file.
+    pub reason: FileProblem,
 }
+
+/// What is wrong with a TLS file.
+#[derive(Debug)]
+pub enum FileProblem {
+    /// It cannot be read by the rules of every file a setting names.
+    File(setting_file::FileError),
+    /// Its PEM does not parse.
+    NotPem(rustls::pki_types::pem::Error),
+    /// It holds no certificate.
+    NoCertificate,
+    /// A certificate in the CA file that cannot be a trust anchor.
+    NotCa(rustls::Error),
+    /// A certificate or a key given without the other; the setting that is missing.
+    MissingPair(&'static str),
+    /// The key file holds no private key.
+    NoKey(rustls::pki_types::pem::Error),
+    /// rustls has no protocol version to offer.
+    Protocol(rustls::Error),
+    /// rustls refused the key for the certificate.
+    KeyDoesNotFit(rustls::Error),
+    /// The client certificate is X.509 version 1, which rustls refuses.
+    VersionOne,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.reason {
+            FileProblem::File(err) => write!(f, "{err}"),
+            FileProblem::NotPem(err) => write!(f, "not PEM certificates: {err}"),
+            FileProblem::NoCertificate => {
+                f.write_str("holds no PEM certificate (BEGIN CERTIFICATE)")
+            }
+            FileProblem::NotCa(err) => write!(f, "not a CA certificate: {err}"),
+            FileProblem::MissingPair(missing) => write!(
+                f,
+                "{missing} is not set; a client certificate needs its key and the key its \
+                 certificate"
+            ),
+            FileProblem::NoKey(err) => write!(f, "holds no PEM private key: {err}"),
+            FileProblem::Protocol(err) => write!(f, "{err}"),
+            FileProblem::KeyDoesNotFit(err) => {
+                write!(f, "does not fit the certificate in {CERT_FILE_ENV}: {err}")
+            }
+            FileProblem::VersionOne => f.write_str(
+                "an X.509 version 1 certificate (issued without extensions), which TLS \
+                 clients refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile \
+                 FILE with extendedKeyUsage=clientAuth in FILE",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
 
 impl TlsSettings {
     /// Reads and checks the files named by [`CA_FILE_ENV`], [`CERT_FILE_ENV`] and
@@ -81,7 +138,7 @@ impl TlsSettings {
     }
 
     /// The client for `info`, whose address must be a TLS one.
-    fn client(&self, info: ConnectionInfo) -> RedisResult<Client> {
+    pub fn client(&self, info: ConnectionInfo) -> RedisResult<Client> {
         install_crypto_provider();
         match &self.certificates {
             Some(certificates) => Client::build_with_tls(info, certificates.clone()),
@@ -90,63 +147,34 @@ impl TlsSettings {
     }
 }
 
-/// Puts `settings` into `tls`, the TLS of a URL naming several servers: `Some` when the
-/// URL asked for TLS. Refused for a URL without it, where the files would be silently
-/// ignored; the error suggests `tls_scheme`.
+/// Puts `settings`, when given, into `tls`, the TLS of a URL naming several servers:
+/// `Some` when the URL asked for TLS. Refused for a URL without it, where the files would
+/// be silently ignored; the error suggests `tls_scheme`.
 pub fn use_settings(
     tls: &mut Option<TlsSettings>,
-    settings: &TlsSettings,
-    tls_scheme: &str,
-) -> Result<(), String> {
-    let tls = tls.as_mut().ok_or_else(|| not_a_tls_url(tls_scheme))?;
+    settings: Option<&TlsSettings>,
+    tls_scheme: &'static str,
+) -> Result<(), TargetError> {
+    let Some(settings) = settings else {
+        return Ok(());
+    };
+    let tls = tls.as_mut().ok_or(TargetError::NotTls(tls_scheme, None))?;
     *tls = settings.clone();
     Ok(())
 }
 
-/// The refusal of TLS files for a URL without TLS; `suggested` names the TLS form.
-pub fn not_a_tls_url(suggested: &str) -> String {
-    format!("TLS files are set (REDIS_TLS_*_FILE), but the URL does not use TLS; use {suggested}")
-}
-
-/// The client for one node at `host:port`, logging in with `settings`, over TLS with
-/// `tls` when given, else over plain TCP.
-///
-/// Every connection to a node whose address was learnt at run time (a master named by
-/// the sentinels, a cluster node a redirect names) is built here, so it uses the same
-/// transport as the URL said.
-pub fn node_client(
-    host: &str,
-    port: u16,
-    settings: RedisConnectionInfo,
-    tls: Option<&TlsSettings>,
-) -> RedisResult<Client> {
-    let host = host.to_owned();
-    let Some(tls) = tls else {
-        let info = ConnectionAddr::Tcp(host, port).into_connection_info()?;
-        return Client::open(info.set_redis_settings(settings));
-    };
-    let address = ConnectionAddr::TcpTls {
-        host,
-        port,
-        insecure: false,
-        tls_params: None,
-    };
-    tls.client(address.into_connection_info()?.set_redis_settings(settings))
-}
-
-/// The client for a parsed `rediss://` or `valkeys://` URL.
-///
-/// The only switch such a URL has, `#insecure`, turns verification off, and is refused:
-/// verification is never off.
-pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, String> {
+/// Refuses the only switch a `rediss://` or `valkeys://` URL has, `#insecure`: it turns
+/// verification off, which is never done.
+pub fn refuse_insecure(info: &ConnectionInfo) -> Result<(), TargetError> {
     if matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. }) {
-        return Err(
-            "#insecure would turn off certificate verification, which this worker never \
-             does; trust a private CA with REDIS_TLS_CA_FILE instead"
-                .to_owned(),
-        );
+        return Err(TargetError::Insecure);
     }
-    tls.client(info).map_err(|err| err.to_string())
+    Ok(())
+}
+
+/// The client for a parsed `rediss://` or `valkeys://` URL, checked by [`refuse_insecure`].
+pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, TargetError> {
+    Ok(tls.client(info)?)
 }
 
 /// Makes ring the process's crypto provider, once; later calls change nothing.
@@ -160,31 +188,50 @@ pub fn install_crypto_provider() {
 
 /// True when a TLS handshake failed on a certificate (an unknown CA, a wrong host name, an
 /// expired certificate, a client certificate missing or refused): only a person can fix
-/// that, so it is a refusal, like a wrong password.
-///
-/// redis-rs keeps rustls's error only as text inside an I/O error; these are the words
-/// rustls starts each of these errors with.
+/// that, so it is a refusal, like a wrong password. Told by rustls's error variant.
 pub fn is_certificate_refusal(err: &RedisError) -> bool {
-    const MARKERS: [&str; 4] = [
-        "invalid peer certificate",
-        "received fatal alert",
-        "peer sent no certificates",
-        "peer is incompatible",
-    ];
-    let text = err.to_string();
-    MARKERS.iter().any(|marker| text.contains(marker))
+    matches!(
+        cause::<rustls::Error>(err),
+        Some(
+            rustls::Error::InvalidCertificate(_)
+                | rustls::Error::AlertReceived(_)
+                | rustls::Error::NoCertificatesPresented
+                | rustls::Error::PeerIncompatible(_)
+        )
+    )
+}
+
+/// The first error of type `T` behind `err`: through redis-rs's shared error, an I/O
+/// error's inner one, and any error's source, such as the context a Sentinel or Cluster
+/// connection adds (`node_set`).
+pub fn cause<T: std::error::Error + 'static>(err: &RedisError) -> Option<&T> {
+    let mut current: &(dyn std::error::Error + 'static) = err;
+    loop {
+        if let Some(found) = current.downcast_ref::<T>() {
+            return Some(found);
+        }
+        current = if let Some(shared) =
+            current.downcast_ref::<Arc<dyn std::error::Error + Send + Sync>>()
+        {
+            &**shared
+        } else if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            io.get_ref()?
+        } else {
+            current.source()?
+        };
+    }
 }
 
 fn read_pem(setting: &'static str, path: &str) -> Result<Vec<u8>, FileError> {
     setting_file::read(Path::new(path), MAX_FILE_BYTES, "PEM certificates or a key")
-        .map_err(|reason| file_error(setting, path, reason))
+        .map_err(|err| file_error(setting, path, FileProblem::File(err)))
 }
 
-fn file_error(setting: &'static str, path: &str, reason: impl Into<String>) -> FileError {
+fn file_error(setting: &'static str, path: &str, reason: FileProblem) -> FileError {
     FileError {
         setting,
         path: path.to_owned(),
-        reason: reason.into(),
+        reason,
     }
 }
 
@@ -192,9 +239,7 @@ fn missing_pair(given: &'static str, path: String, missing: &'static str) -> Fil
     FileError {
         setting: given,
         path,
-        reason: format!(
-            "{missing} is not set; a client certificate needs its key and the key its certificate"
-        ),
+        reason: FileProblem::MissingPair(missing),
     }
 }
 
@@ -206,13 +251,9 @@ fn certificates(
 ) -> Result<Vec<CertificateDer<'static>>, FileError> {
     let certificates = CertificateDer::pem_slice_iter(pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|err| file_error(setting, path, format!("not PEM certificates: {err}")))?;
+        .map_err(|err| file_error(setting, path, FileProblem::NotPem(err)))?;
     if certificates.is_empty() {
-        return Err(file_error(
-            setting,
-            path,
-            "holds no PEM certificate (BEGIN CERTIFICATE)",
-        ));
+        return Err(file_error(setting, path, FileProblem::NoCertificate));
     }
     Ok(certificates)
 }
@@ -224,7 +265,7 @@ fn read_roots(path: &str) -> Result<Vec<u8>, FileError> {
     for certificate in certificates(CA_FILE_ENV, path, &pem)? {
         roots
             .add(certificate)
-            .map_err(|err| file_error(CA_FILE_ENV, path, format!("not a CA certificate: {err}")))?;
+            .map_err(|err| file_error(CA_FILE_ENV, path, FileProblem::NotCa(err)))?;
     }
     Ok(pem)
 }
@@ -234,29 +275,65 @@ fn read_identity(cert_path: &str, key_path: &str) -> Result<ClientTlsConfig, Fil
     let client_cert = read_pem(CERT_FILE_ENV, cert_path)?;
     let chain = certificates(CERT_FILE_ENV, cert_path, &client_cert)?;
     let client_key = read_pem(KEY_FILE_ENV, key_path)?;
-    let key = PrivateKeyDer::from_pem_slice(&client_key).map_err(|err| {
-        file_error(
-            KEY_FILE_ENV,
-            key_path,
-            format!("holds no PEM private key: {err}"),
-        )
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(&client_key)
+        .map_err(|err| file_error(KEY_FILE_ENV, key_path, FileProblem::NoKey(err)))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|err| file_error(KEY_FILE_ENV, key_path, err.to_string()))?
+        .map_err(|err| file_error(KEY_FILE_ENV, key_path, FileProblem::Protocol(err)))?
         .with_root_certificates(RootCertStore::empty())
         .with_client_auth_cert(chain, key)
-        .map_err(|err| {
-            file_error(
-                KEY_FILE_ENV,
-                key_path,
-                format!("does not fit the certificate in {CERT_FILE_ENV}: {err}"),
-            )
-        })?;
+        .map_err(|err| identity_error(err, cert_path, key_path))?;
     Ok(ClientTlsConfig {
         client_cert,
         client_key,
+    })
+}
+
+/// Why rustls refused a client certificate and key as a pair: a certificate of X.509
+/// version 1 (what `openssl x509 -req` makes without `-extfile`) is named as such, with how
+/// to re-issue it; any other refusal is the key's not fitting the certificate.
+fn identity_error(err: rustls::Error, cert_path: &str, key_path: &str) -> FileError {
+    if is_version_one_certificate(&err) {
+        return file_error(CERT_FILE_ENV, cert_path, FileProblem::VersionOne);
+    }
+    file_error(KEY_FILE_ENV, key_path, FileProblem::KeyDoesNotFit(err))
+}
+
+/// True when rustls refused a certificate for being X.509 version 1.
+fn is_version_one_certificate(err: &rustls::Error) -> bool {
+    let rustls::Error::InvalidCertificate(CertificateError::Other(other)) = err else {
+        return false;
+    };
+    matches!(
+        other.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::UnsupportedCertVersion)
+    )
+}
+
+/// A failed TLS handshake told by rustls's error variants alone, never by their text,
+/// which for an expired or not-yet-valid certificate carries the current time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HandshakeFailure {
+    error: Discriminant<rustls::Error>,
+    certificate: Option<Discriminant<CertificateError>>,
+    alert: Option<AlertDescription>,
+}
+
+/// The rustls error in `err`, kept by redis-rs inside an I/O error, as its variants; `None`
+/// for a failure that is not a TLS handshake's.
+pub fn handshake_failure(err: &RedisError) -> Option<HandshakeFailure> {
+    let tls = cause::<rustls::Error>(err)?;
+    Some(HandshakeFailure {
+        error: discriminant(tls),
+        certificate: match tls {
+            rustls::Error::InvalidCertificate(certificate) => Some(discriminant(certificate)),
+            _ => None,
+        },
+        alert: match tls {
+            rustls::Error::AlertReceived(alert) => Some(*alert),
+            _ => None,
+        },
     })
 }
 
@@ -270,8 +347,30 @@ mod tests {
     }
 
     #[test]
+    fn a_handshake_failure_is_known_by_its_variants_not_its_time() {
+        use rustls::pki_types::UnixTime;
+        use std::time::Duration;
+        let expired_at = |seconds| {
+            as_redis_error(rustls::Error::InvalidCertificate(
+                CertificateError::ExpiredContext {
+                    time: UnixTime::since_unix_epoch(Duration::from_secs(seconds)),
+                    not_after: UnixTime::since_unix_epoch(Duration::from_secs(1)),
+                },
+            ))
+        };
+        let first = handshake_failure(&expired_at(1_796_637_451));
+        assert!(first.is_some());
+        assert_eq!(first, handshake_failure(&expired_at(1_796_637_452)));
+        let unknown = as_redis_error(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_ne!(first, handshake_failure(&unknown));
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(handshake_failure(&RedisError::from(reset)), None);
+    }
+
+    #[test]
     fn certificate_failures_are_refusals_and_transport_failures_are_not() {
-        use rustls::{AlertDescription, CertificateError};
         for refusal in [
             rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
             rustls::Error::InvalidCertificate(CertificateError::Expired),

@@ -25,8 +25,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use crate::config::ReplicaWait;
 use crate::connection::{
-    Connection, NodeAddress, describe, is_refusal, is_reply_error, names_wrong_node,
+    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
+    names_wrong_node,
 };
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
@@ -47,15 +49,6 @@ pub const MIN_RETRY_PERIOD: Duration = Duration::from_millis(100);
 /// for less than a second; proxies and NATs wait seconds to minutes. Below this, the
 /// check would only add a round trip to every tick of a fast worker.
 pub const CHECK_IDLE_AFTER: Duration = Duration::from_millis(500);
-
-/// Asking Redis to confirm each `INCR` on replicas before the worker logs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ReplicaWait {
-    /// How many replicas must acknowledge the write (`WAIT`'s first argument).
-    pub replicas: u32,
-    /// How long Redis waits for them (`WAIT`'s second argument).
-    pub timeout: Duration,
-}
 
 /// What a run achieved, for the line logged at shutdown.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +85,7 @@ struct LoopState {
     /// Under Cluster, the node known to serve the key (it said so with `MOVED`, or it
     /// executed the `INCR`): the next connection tries it beside the seed nodes.
     key_owner: Option<NodeAddress>,
-    failures: FailureLog,
+    failures: FailureLog<FailureKind>,
     summary: Summary,
 }
 
@@ -330,12 +323,12 @@ impl Worker {
         let key = Escaped(&self.key);
         let error = Escaped(&describe(err)).to_string();
         if names_wrong_node(err) {
-            self.log_failure(state, &error, || {
+            self.log_failure(state, err, &error, || {
                 warn!(key = %key, redis = %self.redis, %error,
                       "Redis cannot take writes here; INCR refused, reconnecting next tick");
             });
         } else if is_reply_error(err) {
-            self.log_failure(state, &error, || {
+            self.log_failure(state, err, &error, || {
                 error!(key = %key, %error, "Redis refused INCR; retrying next tick");
             });
         } else {
@@ -349,10 +342,10 @@ impl Worker {
     }
 
     fn connect_failed(&self, state: &mut LoopState, err: &RedisError) {
-        let error = Escaped(&describe(err)).to_string();
+        let error = Escaped(&self.redis.describe_connect_failure(err)).to_string();
         let retry_every = humantime::format_duration(self.interval.max(MIN_RETRY_PERIOD));
         let refused = is_refusal(err);
-        self.log_failure(state, &error, || {
+        self.log_failure(state, err, &error, || {
             if refused {
                 error!(redis = %self.redis, %error, %retry_every,
                        "Redis refused the connection; retrying");
@@ -363,10 +356,16 @@ impl Worker {
         });
     }
 
-    /// Logs a failure through the state's [`FailureLog`]: `log_first` for a new kind of
-    /// failure, a periodic count for repeats of the same one.
-    fn log_failure(&self, state: &mut LoopState, error: &str, log_first: impl FnOnce()) {
-        match state.failures.failed(error, Instant::now()) {
+    /// Logs `err`, shown as `error`, through the state's [`FailureLog`]: `log_first` for a
+    /// new kind of failure, a periodic count for repeats of the same kind.
+    fn log_failure(
+        &self,
+        state: &mut LoopState,
+        err: &RedisError,
+        error: &str,
+        log_first: impl FnOnce(),
+    ) {
+        match state.failures.failed(failure_kind(err), Instant::now()) {
             Report::New => log_first(),
             Report::Repeated(repeats) => {
                 warn!(redis = %self.redis, %error, repeats, "{repeats} more attempts failed the same way");

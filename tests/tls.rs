@@ -83,6 +83,54 @@ fn a_server_it_cannot_verify_is_refused_with_the_reason() {
     }
 }
 
+/// rustls writes the time of each handshake into an expired certificate's refusal: the
+/// failure log must still know every attempt for the same failure, log it once, then only
+/// a count every 10 s.
+#[test]
+fn a_certificate_expired_long_ago_is_logged_once_then_summarised() {
+    let certificates = Certificates::make();
+    let redis = TlsRedis::start(&certificates, ServerCert::LongExpired, false, &[]);
+    let worker = fast_worker(
+        &redis.url("127.0.0.1"),
+        &env(&[certificates.trust_lab_ca()]),
+    );
+    let refused = worker.wait_for_line(&["Redis refused the connection", "expired"]);
+    assert!(refused.contains("ERROR"), "{refused}");
+    worker.wait_for_line_within(
+        Duration::from_secs(15),
+        0,
+        &["more attempts failed the same way"],
+    );
+    let output = worker.output();
+    assert_eq!(
+        output.matches("Redis refused the connection").count(),
+        1,
+        "{output}"
+    );
+    assert_eq!(redis.redis.counter("contador"), None);
+}
+
+/// A URL and a port that disagree on TLS: a handshake to a plain port gets no answer, a
+/// plain command to a TLS port gets the connection closed; either way the line says that
+/// TLS is on one side only, and which scheme the other side needs.
+#[test]
+fn tls_on_one_side_only_is_named_both_ways() {
+    let certificates = Certificates::make();
+    let redis = TlsRedis::start(&certificates, ServerCert::Valid, false, &[]);
+    let tls_to_plain = format!("rediss://127.0.0.1:{}", redis.redis.port());
+    let worker = fast_worker(&tls_to_plain, &env(&[certificates.trust_lab_ca()]));
+    worker.wait_for_line(&["cannot reach Redis", "TLS on one side only", "use redis://"]);
+    drop(worker);
+    let plain_to_tls = format!("redis://127.0.0.1:{}", redis.tls_port);
+    let worker = fast_worker(&plain_to_tls, &[]);
+    worker.wait_for_line(&[
+        "cannot reach Redis",
+        "TLS on one side only",
+        "use rediss://",
+    ]);
+    assert_eq!(redis.redis.counter("contador"), None);
+}
+
 #[test]
 fn mutual_tls_needs_the_client_certificate() {
     let certificates = Certificates::make();
@@ -184,7 +232,11 @@ fn tls_files_that_cannot_be_used_stop_the_start_naming_the_setting() {
     let ca = certificates.path("ca.pem");
     let client = certificates.path("client.pem");
     let wrong_key = certificates.path("server.key");
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let (client_v1, client_v1_key) = (
+        certificates.path("client-v1.pem"),
+        certificates.path("client-v1.key"),
+    );
+    let cases: [(&[(&str, &str)], &str); 4] = [
         (
             &[
                 ("REDIS_URL", "redis://127.0.0.1:1"),
@@ -199,6 +251,14 @@ fn tls_files_that_cannot_be_used_stop_the_start_naming_the_setting() {
                 ("REDIS_TLS_KEY_FILE", &wrong_key),
             ],
             "invalid REDIS_TLS_KEY_FILE ",
+        ),
+        (
+            &[
+                ("REDIS_URL", "rediss://127.0.0.1:1"),
+                ("REDIS_TLS_CERT_FILE", &client_v1),
+                ("REDIS_TLS_KEY_FILE", &client_v1_key),
+            ],
+            "an X.509 version 1 certificate (issued without extensions)",
         ),
         (
             &[("REDIS_URL", "rediss://127.0.0.1:1/#insecure")],

@@ -62,11 +62,11 @@ impl Flags<'_> {
     }
 
     /// `raw`, the value of the argument `id`, parsed as [`parse`] does.
-    pub fn parse<T>(
+    pub fn parse<T, E: fmt::Display>(
         &self,
         id: &str,
         raw: &OsStr,
-        parse_text: impl FnOnce(&str) -> Result<T, String>,
+        parse_text: impl FnOnce(&str) -> Result<T, E>,
     ) -> Result<T, ConfigError> {
         parse(self.name(id), raw, str::to_owned, parse_text)
     }
@@ -74,10 +74,10 @@ impl Flags<'_> {
 
 /// The setting `name` that only the environment holds, parsed; unset is the same as
 /// empty.
-pub fn from_env<T>(
+pub fn from_env<T, E: fmt::Display>(
     env: &impl Fn(&str) -> Option<OsString>,
     name: &str,
-    parse_text: impl FnOnce(&str) -> Result<T, String>,
+    parse_text: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, ConfigError> {
     let raw = env(name).unwrap_or_default();
     parse(name.to_owned(), &raw, str::to_owned, parse_text)
@@ -85,22 +85,20 @@ pub fn from_env<T>(
 
 /// `raw`, the value of `setting`, decoded as UTF-8 and parsed; a failure names the setting
 /// and shows the value through `shown`, which masks any password.
-pub fn parse<T>(
+pub fn parse<T, E: fmt::Display>(
     setting: String,
     raw: &OsStr,
     shown: fn(&str) -> String,
-    parse_text: impl FnOnce(&str) -> Result<T, String>,
+    parse_text: impl FnOnce(&str) -> Result<T, E>,
 ) -> Result<T, ConfigError> {
-    let (value, parsed) = match raw.to_str() {
-        Some(text) => (shown(text), parse_text(text)),
-        None => (
-            shown(&raw.to_string_lossy()),
-            Err("not valid UTF-8".to_owned()),
-        ),
+    let parsed = match raw.to_str() {
+        Some(text) => parse_text(text).map_err(|err| err.to_string()),
+        None => Err("not valid UTF-8".to_owned()),
     };
+    // Shown only when refused: a value that passes is shown by what it became.
     parsed.map_err(|reason| ConfigError::Invalid {
         setting,
-        value,
+        value: shown(&raw.to_string_lossy()),
         reason,
     })
 }

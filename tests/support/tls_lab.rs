@@ -29,6 +29,9 @@ pub enum ServerCert {
     OtherName,
     /// For 127.0.0.1, signed by the lab's CA, expired.
     Expired,
+    /// For 127.0.0.1, signed by the lab's CA, valid only in 2020: expired long ago, whose
+    /// refusal's text carries the time of each handshake.
+    LongExpired,
 }
 
 impl Certificates {
@@ -49,6 +52,8 @@ impl Certificates {
         certificates.signed("elsewhere", "DNS:elsewhere.example", "serverAuth", 2);
         certificates.signed("expired", "IP:127.0.0.1", "serverAuth", -1);
         certificates.signed("client", "DNS:counter-worker", "clientAuth", 2);
+        certificates.signed_in_2020("long-expired", "IP:127.0.0.1");
+        certificates.signed_without_extensions("client-v1", "counter-worker");
         certificates
     }
 
@@ -82,6 +87,7 @@ impl Certificates {
             ServerCert::Valid => "server",
             ServerCert::OtherName => "elsewhere",
             ServerCert::Expired => "expired",
+            ServerCert::LongExpired => "long-expired",
         };
         let auth = if client_certs { "yes" } else { "no" };
         [
@@ -114,24 +120,82 @@ impl Certificates {
         )
         .expect("write extensions");
         self.request(name, name, &[]);
-        let days = days.to_string();
+        self.sign_request(name, days, &["-extfile", &extensions]);
+    }
+
+    /// A server certificate for `names`, signed by the lab's CA with `openssl ca`, valid
+    /// from 2020-01-01 to 2021-01-01 only: `x509 -days` cannot date one in the past.
+    fn signed_in_2020(&self, name: &str, names: &str) {
+        let config = format!(
+            "[ca]\ndefault_ca = lab\n[lab]\ndatabase = {name}.index\nnew_certs_dir = .\n\
+             serial = {name}.serial\ndefault_md = sha256\npolicy = any\n[any]\n\
+             commonName = supplied\n[server]\nsubjectAltName = {names}\n\
+             extendedKeyUsage = serverAuth\n"
+        );
+        std::fs::write(self.file(&format!("{name}.cnf")), config).expect("write CA config");
+        std::fs::write(self.file(&format!("{name}.index")), "").expect("write CA index");
+        std::fs::write(self.file(&format!("{name}.serial")), "01\n").expect("write CA serial");
+        self.request(name, name, &[]);
+        let (config, out, pem) = (
+            format!("{name}.cnf"),
+            format!("{name}.out"),
+            format!("{name}.pem"),
+        );
         self.openssl(&[
+            "ca",
+            "-batch",
+            "-notext",
+            "-config",
+            &config,
+            "-extensions",
+            "server",
+            "-cert",
+            "ca.pem",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            &out,
+            "-out",
+            &pem,
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20210101000000Z",
+        ]);
+    }
+
+    /// A client certificate signed by the lab's CA with `x509 -req` and no `-extfile`:
+    /// OpenSSL 3.0 makes it X.509 version 1, which Redis accepts and rustls does not.
+    fn signed_without_extensions(&self, name: &str, subject: &str) {
+        self.request(name, subject, &[]);
+        self.sign_request(name, 2, &[]);
+    }
+
+    /// Signs the request `{name}.out` with the lab's CA into `{name}.pem`, valid for `days`
+    /// (negative: expired), with `extra` arguments for `openssl x509 -req`.
+    fn sign_request(&self, name: &str, days: i32, extra: &[&str]) {
+        let (out, pem, days) = (
+            format!("{name}.out"),
+            format!("{name}.pem"),
+            days.to_string(),
+        );
+        let mut args = vec![
             "x509",
             "-req",
             "-in",
-            &format!("{name}.out"),
+            &out,
             "-CA",
             "ca.pem",
             "-CAkey",
             "ca.key",
             "-CAcreateserial",
             "-out",
-            &format!("{name}.pem"),
+            &pem,
             "-days",
             &days,
-            "-extfile",
-            &extensions,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        self.openssl(&args);
     }
 
     /// A new P-256 key in `{name}.key` and, in `{name}.out`, a request for `subject`, or
