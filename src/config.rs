@@ -107,8 +107,6 @@ struct Cli {
 }
 
 /// What the process was started to do.
-// The last variant's comment is also its `--help` line, where `<rule>` is a placeholder.
-#[allow(rustdoc::invalid_html_tags)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// Count until SIGTERM, SIGINT or SIGHUP: what runs without a subcommand.
