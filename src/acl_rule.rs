@@ -13,7 +13,7 @@
 use std::fmt;
 
 use crate::config::{Config, ConfigError};
-use crate::redis_target::Topology;
+use crate::redis::Topology;
 
 /// A key that no ACL rule can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,9 +18,9 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 
 use crate::logging::{self, LogFormat};
-use crate::redis_target::{RedisTarget, TargetSettings, redact};
+use crate::redis::tls::{self, TlsSettings};
+use crate::redis::{RedisTarget, TargetSettings, redact};
 use crate::setting_file;
-use crate::tls::{self, TlsSettings};
 
 mod source;
 mod value;

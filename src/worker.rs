@@ -26,15 +26,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::ReplicaWait;
-use crate::connection::{
-    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
-    names_wrong_node,
-};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
 use crate::redirect::following_redirects;
-use crate::redis_target::RedisTarget;
+use crate::redis::RedisTarget;
+use crate::redis::connection::{
+    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
+    names_wrong_node,
+};
 use crate::schedule::next_tick;
 
 /// The shortest time between two connection attempts, however short the interval.

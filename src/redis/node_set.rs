@@ -13,9 +13,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use futures_util::future::select_ok;
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
 
-use crate::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
-use crate::target_error::TargetError;
-use crate::tls::{self, TlsSettings};
+use super::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
+use super::error::TargetError;
+use super::tls::{self, TlsSettings};
 
 /// A URL naming several servers, split into its parts.
 #[derive(Debug)]

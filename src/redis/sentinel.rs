@@ -14,9 +14,9 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 
-use crate::connection::{self, Connection, NodeAddress};
-use crate::node_set::{NodeSet, detail_of, explained, first_to_answer, parse_multi_host};
-use crate::target_error::TargetError;
+use super::connection::{self, Connection, NodeAddress};
+use super::error::TargetError;
+use super::node_set::{NodeSet, detail_of, explained, first_to_answer, parse_multi_host};
 
 /// The URL scheme that names sentinels instead of a Redis server.
 pub const SCHEME: &str = "redis+sentinel";
@@ -190,7 +190,7 @@ mod tests {
     fn rejects_incomplete_urls_with_a_reason() {
         let database =
             RedisError::from((ErrorKind::InvalidClientConfig, "Invalid database number"));
-        crate::node_set::assert_refused(
+        crate::redis::node_set::assert_refused(
             Sentinels::parse,
             &[
                 (

@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 
-use crate::cluster::{self, Cluster};
-use crate::connection::{self, Connection, NodeAddress, data_node_settings, describe};
+use super::cluster::{self, Cluster};
+use super::connection::{self, Connection, NodeAddress, data_node_settings, describe};
+use super::error::TargetError;
+use super::node_set::NodeSet;
+use super::sentinel::{self, Sentinels};
+use super::tls::{self, TlsSettings};
 use crate::escape::escaped;
-use crate::node_set::NodeSet;
-use crate::sentinel::{self, Sentinels};
-use crate::target_error::TargetError;
-use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///

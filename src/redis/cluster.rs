@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use redis::{RedisError, RedisResult};
 
-use crate::connection::{self, Connection, NodeAddress};
-use crate::node_set::{NodeSet, explained, first_to_answer, parse_multi_host};
-use crate::target_error::TargetError;
+use super::connection::{self, Connection, NodeAddress};
+use super::error::TargetError;
+use super::node_set::{NodeSet, explained, first_to_answer, parse_multi_host};
 
 /// The URL scheme that names a cluster's seed nodes.
 pub const SCHEME: &str = "redis+cluster";
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn rejects_incomplete_urls_with_a_reason() {
-        crate::node_set::assert_refused(
+        crate::redis::node_set::assert_refused(
             Cluster::parse,
             &[
                 ("redis+cluster://", TargetError::NoHosts("seed node")),
