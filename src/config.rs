@@ -64,37 +64,37 @@ struct Cli {
     /// Cluster; rediss://, rediss+sentinel://, rediss+cluster:// for TLS (valkey:// and
     /// valkeys:// are synonyms of redis:// and rediss://)
     #[arg(long, env = "REDIS_URL", default_value = "redis://redis:6379")]
-    #[arg(value_parser = Rule::new(value::text).shown_as(redact))]
+    #[arg(value_parser = Rule(value::text, redact))]
     redis_url: Checked<String>,
 
     /// Key to increment
     #[arg(long, env = "COUNTER_KEY", default_value = "contador")]
-    #[arg(value_parser = Rule::new(value::key))]
+    #[arg(value_parser = Rule(value::key, str::to_owned))]
     key: Checked<String>,
 
     /// Time between increments, e.g. 250ms, 2s, 1m (at least 1ms, at most 1 day)
     #[arg(long, env = "INTERVAL", default_value = "2s")]
-    #[arg(allow_hyphen_values = true, value_parser = Rule::new(value::interval))]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::interval, str::to_owned))]
     interval: Checked<Duration>,
 
     /// Log output: text or json
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    #[arg(value_parser = Rule::new(value::one_of::<LogFormat>))]
+    #[arg(value_parser = Rule(value::one_of::<LogFormat>, str::to_owned))]
     log_format: Checked<LogFormat>,
 
     /// Replicas that must acknowledge each INCR (Redis WAIT); 0 sends no WAIT
     #[arg(long, env = "WAIT_REPLICAS", default_value = "0")]
-    #[arg(allow_hyphen_values = true, value_parser = Rule::new(value::replicas))]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::replicas, str::to_owned))]
     wait_replicas: Checked<u32>,
 
     /// How long Redis waits for those replicas, e.g. 500ms
     #[arg(long, env = "WAIT_TIMEOUT", default_value = "500ms")]
-    #[arg(allow_hyphen_values = true, value_parser = Rule::new(value::wait_timeout))]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::wait_timeout, str::to_owned))]
     wait_timeout: Checked<Duration>,
 
     /// File where the worker records its progress for `healthcheck` (in a tmpfs); empty: none
     #[arg(long, env = "HEALTH_FILE", default_value = DEFAULT_HEALTH_FILE)]
-    #[arg(value_parser = Rule::new(value::optional_path))]
+    #[arg(value_parser = Rule(value::optional_path, str::to_owned))]
     health_file: Checked<Option<PathBuf>>,
 }
 

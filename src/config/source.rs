@@ -53,25 +53,13 @@ pub struct Checked<T> {
     pub value: Result<T, ConfigError>,
 }
 
-/// A flag's rule, as the `value_parser` clap runs on its raw value.
+/// A flag's rule, as the `value_parser` clap runs on its raw value: the check, and how a
+/// refused value is shown (`str::to_owned`: as given; or a password mask).
 #[derive(Clone, Copy)]
-pub struct Rule<T> {
-    check: fn(&str) -> Result<T, ValueError>,
-    shown: fn(&str) -> String,
-}
-
-impl<T> Rule<T> {
-    /// The rule `check`, its refusals showing the value as given.
-    pub fn new(check: fn(&str) -> Result<T, ValueError>) -> Self {
-        let shown = str::to_owned;
-        Self { check, shown }
-    }
-
-    /// The same rule, its refusals showing the value through `shown` (a password mask).
-    pub fn shown_as(self, shown: fn(&str) -> String) -> Self {
-        Self { shown, ..self }
-    }
-}
+pub struct Rule<T>(
+    pub fn(&str) -> Result<T, ValueError>,
+    pub fn(&str) -> String,
+);
 
 // `parse_ref_` is the entry that knows where the value came from; `parse_ref` is for a
 // caller that does not say.
@@ -102,7 +90,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
             None => None,
         };
         let setting = setting.unwrap_or_default();
-        let value = parse(setting.clone(), raw, self.shown, self.check);
+        let value = parse(setting.clone(), raw, self.1, self.0);
         Ok(Checked { setting, value })
     }
 }
@@ -142,11 +130,6 @@ fn parse<T, E: fmt::Display>(
 /// its "error: " prefix and usage block, so every configuration error is one line.
 pub fn usage_error(err: &clap::Error) -> ConfigError {
     let rendered = err.render().to_string();
-    let first_line = rendered.lines().next().unwrap_or_default();
-    ConfigError::Usage(
-        first_line
-            .strip_prefix("error: ")
-            .unwrap_or(first_line)
-            .to_owned(),
-    )
+    let line = rendered.lines().next().unwrap_or_default();
+    ConfigError::Usage(line.strip_prefix("error: ").unwrap_or(line).to_owned())
 }
