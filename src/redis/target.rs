@@ -70,7 +70,7 @@ impl RedisTarget {
     /// the setting and shows the [`redact`]ed value.
     pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
         let topology = match url.split_once("://").map(|(scheme, _)| scheme) {
-            Some(sentinel::SCHEME | sentinel::TLS_SCHEME) => {
+            Some(scheme) if sentinel::URL_FORM.has_scheme(scheme) => {
                 let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
                 if let Some(password) = settings.sentinel_password {
                     sentinels.set_sentinel_password(password);
@@ -78,7 +78,7 @@ impl RedisTarget {
                 with_settings(&mut sentinels.nodes, settings)?;
                 Topology::Sentinel(sentinels)
             }
-            Some(cluster::SCHEME | cluster::TLS_SCHEME) => {
+            Some(scheme) if cluster::URL_FORM.has_scheme(scheme) => {
                 let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
                 refuse_sentinel_password(settings)?;
                 with_settings(&mut cluster.nodes, settings)?;
@@ -121,8 +121,8 @@ impl RedisTarget {
         let described = describe(err);
         let (plain, with_tls) = match self.topology() {
             Topology::Fixed(_) => ("redis", "rediss"),
-            Topology::Sentinel(_) => (sentinel::SCHEME, sentinel::TLS_SCHEME),
-            Topology::Cluster(_) => (cluster::SCHEME, cluster::TLS_SCHEME),
+            Topology::Sentinel(_) => (sentinel::URL_FORM.0, sentinel::URL_FORM.1),
+            Topology::Cluster(_) => (cluster::URL_FORM.0, cluster::URL_FORM.1),
         };
         match (self.uses_tls(), connection::io_error_kind(err)) {
             (true, Some(io::ErrorKind::TimedOut)) => format!(
@@ -365,11 +365,11 @@ mod tests {
             ),
             (
                 "redis+sentinel://s1/mymaster",
-                TargetError::NotTls(sentinel::TLS_SCHEME, None),
+                TargetError::NotTls(sentinel::URL_FORM.1, None),
             ),
             (
                 "redis+cluster://n1",
-                TargetError::NotTls(cluster::TLS_SCHEME, None),
+                TargetError::NotTls(cluster::URL_FORM.1, None),
             ),
         ] {
             let tls = TlsSettings::default();
