@@ -64,7 +64,8 @@ struct Cli {
     /// Cluster; rediss://, rediss+sentinel://, rediss+cluster:// for TLS (valkey:// and
     /// valkeys:// are synonyms of redis:// and rediss://)
     #[arg(long, env = "REDIS_URL", default_value = "redis://redis:6379")]
-    #[arg(value_parser = Rule(value::text, redact))]
+    // Only decoded here: the URL's rule is `RedisTarget::new`, with what is given beside it.
+    #[arg(value_parser = Rule(|url| Ok(url.to_owned()), redact))]
     redis_url: Checked<String>,
 
     /// Key to increment

@@ -55,11 +55,6 @@ impl fmt::Display for ValueError {
 
 impl std::error::Error for ValueError {}
 
-/// Any text, checked later with what is given beside it (the Redis URL).
-pub fn text(raw: &str) -> Result<String, ValueError> {
-    Ok(raw.to_owned())
-}
-
 /// A path, or `None` when empty (the health file switched off).
 pub fn optional_path(raw: &str) -> Result<Option<PathBuf>, ValueError> {
     Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
