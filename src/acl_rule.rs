@@ -13,7 +13,7 @@
 use std::fmt;
 
 use crate::config::{Config, ConfigError};
-use crate::redis_target::Topology;
+use crate::redis::Topology;
 
 /// A key that no ACL rule can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +39,14 @@ impl fmt::Display for KeyError {
 impl std::error::Error for KeyError {}
 
 /// What the worker's validated settings make it do on a Redis data node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct WorkerAccess<'a> {
     /// The key the worker `INCR`s.
     pub key: &'a str,
     /// How the server is found: under Sentinel the worker asks the master `ROLE` before
     /// writing to it; under Cluster it sends `ASKING` before an `INCR` that `ASK`
     /// redirects (it learns the key's node from `MOVED` and `ASK` alone, see `cluster`).
-    pub topology: Topology,
+    pub topology: &'a Topology,
     /// Whether each `INCR` goes with a `WAIT` (`--wait-replicas` above 0).
     pub waits_for_replicas: bool,
     /// The database selected on connect; anything but 0 sends `SELECT`.
@@ -91,9 +91,9 @@ fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
     // INCR counts; PING answers the health check and follows an INCR of unknown outcome.
     let mut commands = vec!["incr", "ping"];
     match access.topology {
-        Topology::Fixed => {}
-        Topology::Sentinel => commands.push("role"),
-        Topology::Cluster => commands.push("asking"),
+        Topology::Fixed(_) => {}
+        Topology::Sentinel(_) => commands.push("role"),
+        Topology::Cluster(_) => commands.push("asking"),
     }
     if access.waits_for_replicas {
         commands.push("wait");
@@ -127,14 +127,18 @@ fn key_pattern(key: &str) -> Result<String, KeyError> {
 mod tests {
     use super::*;
 
-    fn access(
-        topology: Topology,
-        waits_for_replicas: bool,
-        database: i64,
-    ) -> WorkerAccess<'static> {
+    use crate::redis::{RedisTarget, TargetSettings};
+
+    const FIXED: &str = "redis://h";
+    const SENTINEL: &str = "redis+sentinel://s/mymaster";
+    const CLUSTER: &str = "redis+cluster://n1,n2";
+
+    /// The access of a worker counting in the topology `url` names.
+    fn access(url: &str, waits_for_replicas: bool, database: i64) -> WorkerAccess<'static> {
+        let target = RedisTarget::new(url, &TargetSettings::default()).unwrap();
         WorkerAccess {
             key: "contador",
-            topology,
+            topology: Box::leak(Box::new(target)).topology(),
             waits_for_replicas,
             database,
         }
@@ -168,7 +172,7 @@ mod tests {
     #[test]
     fn a_fixed_server_needs_incr_and_ping_on_the_key_alone() {
         assert_eq!(
-            rule(&access(Topology::Fixed, false, 0)).unwrap(),
+            rule(&access(FIXED, false, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping"
         );
     }
@@ -176,19 +180,19 @@ mod tests {
     #[test]
     fn sentinel_adds_role_cluster_asking_wait_wait_a_database_select() {
         assert_eq!(
-            rule(&access(Topology::Sentinel, false, 0)).unwrap(),
+            rule(&access(SENTINEL, false, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role"
         );
         assert_eq!(
-            rule(&access(Topology::Fixed, true, 0)).unwrap(),
+            rule(&access(FIXED, true, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +wait"
         );
         assert_eq!(
-            rule(&access(Topology::Sentinel, true, 3)).unwrap(),
+            rule(&access(SENTINEL, true, 3)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
         );
         assert_eq!(
-            rule(&access(Topology::Cluster, true, 0)).unwrap(),
+            rule(&access(CLUSTER, true, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +asking +wait"
         );
     }
@@ -197,7 +201,7 @@ mod tests {
     fn glob_characters_in_the_key_match_only_themselves() {
         let rule = rule(&WorkerAccess {
             key: r"a*b?[c]\d",
-            ..access(Topology::Fixed, false, 0)
+            ..access(FIXED, false, 0)
         })
         .unwrap();
         assert!(
@@ -216,7 +220,7 @@ mod tests {
         ] {
             let refused = rule(&WorkerAccess {
                 key,
-                ..access(Topology::Fixed, false, 0)
+                ..access(FIXED, false, 0)
             });
             assert_eq!(refused, Err(reason), "{key:?}");
         }

@@ -1,11 +1,11 @@
 //! Configuration: each setting comes from a flag or its environment variable (the flag
 //! wins), and everything is validated before the worker opens a single connection.
 //!
-//! clap owns the names, the environment variables, the help and the subcommand. It hands
-//! every value over as raw bytes, checked here: clap's own errors echo the value, and a URL
-//! may hold a password. A bad value becomes one [`ConfigError`] line that names the setting
-//! the way the user gave it (`--interval` or `INTERVAL`) and echoes the value, with any
-//! password masked. A setting that only the environment holds (a file with a secret,
+//! clap owns the names, the environment variables, the help and the subcommand; each flag's
+//! rule is its `value_parser`, which keeps a refusal rather than let clap echo the value (a
+//! URL may hold a password). A bad value becomes one [`ConfigError`] line that names the
+//! setting the way the user gave it (`--interval` or `INTERVAL`) and echoes the value, with
+//! any password masked. A setting that only the environment holds (a file with a secret,
 //! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
 //! each.
 
@@ -18,15 +18,15 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 
 use crate::logging::{self, LogFormat};
-use crate::redis_target::{RedisTarget, TargetSettings, redact};
+use crate::redis::tls::{self, TlsSettings};
+use crate::redis::{RedisTarget, TargetSettings, redact};
 use crate::setting_file;
-use crate::tls::{self, TlsSettings};
 
 mod source;
 mod value;
 
 pub use source::ConfigError;
-use source::{Flags, from_env, parse, usage_error};
+use source::{Checked, Rule, from_env, usage_error};
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
@@ -50,8 +50,8 @@ Exit status: 0 after SIGTERM/SIGINT/SIGHUP or a healthy check, 1 when the check 
 or the process cannot start, 2 for invalid configuration.";
 
 /// INCR a Redis key on a fixed schedule; survive Redis outages; stop at once on SIGTERM.
-// Every value is raw bytes (see the module's note); `Config::from_sources` makes each
-// setting global and hides its environment value in `--help`.
+// Each flag's rule is its `value_parser` (see `source::Rule`); `Config::from_sources` makes
+// each setting global and hides its environment value in `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "counter-worker", version, after_help = AFTER_HELP)]
 struct Cli {
@@ -64,46 +64,39 @@ struct Cli {
     /// Cluster; rediss://, rediss+sentinel://, rediss+cluster:// for TLS (valkey:// and
     /// valkeys:// are synonyms of redis:// and rediss://)
     #[arg(long, env = "REDIS_URL", default_value = "redis://redis:6379")]
-    redis_url: OsString,
+    // Only decoded here: the URL's rule is `RedisTarget::new`, with what is given beside it.
+    #[arg(value_parser = Rule(|url| Ok(url.to_owned()), redact))]
+    redis_url: Checked<String>,
 
     /// Key to increment
     #[arg(long, env = "COUNTER_KEY", default_value = "contador")]
-    key: OsString,
+    #[arg(value_parser = Rule(value::key, str::to_owned))]
+    key: Checked<String>,
 
     /// Time between increments, e.g. 250ms, 2s, 1m (at least 1ms, at most 1 day)
-    #[arg(
-        long,
-        env = "INTERVAL",
-        default_value = "2s",
-        allow_hyphen_values = true
-    )]
-    interval: OsString,
+    #[arg(long, env = "INTERVAL", default_value = "2s")]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::interval, str::to_owned))]
+    interval: Checked<Duration>,
 
     /// Log output: text or json
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    log_format: OsString,
+    #[arg(value_parser = Rule(value::one_of::<LogFormat>, str::to_owned))]
+    log_format: Checked<LogFormat>,
 
     /// Replicas that must acknowledge each INCR (Redis WAIT); 0 sends no WAIT
-    #[arg(
-        long,
-        env = "WAIT_REPLICAS",
-        default_value = "0",
-        allow_hyphen_values = true
-    )]
-    wait_replicas: OsString,
+    #[arg(long, env = "WAIT_REPLICAS", default_value = "0")]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::replicas, str::to_owned))]
+    wait_replicas: Checked<u32>,
 
     /// How long Redis waits for those replicas, e.g. 500ms
-    #[arg(
-        long,
-        env = "WAIT_TIMEOUT",
-        default_value = "500ms",
-        allow_hyphen_values = true
-    )]
-    wait_timeout: OsString,
+    #[arg(long, env = "WAIT_TIMEOUT", default_value = "500ms")]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::wait_timeout, str::to_owned))]
+    wait_timeout: Checked<Duration>,
 
     /// File where the worker records its progress for `healthcheck` (in a tmpfs); empty: none
     #[arg(long, env = "HEALTH_FILE", default_value = DEFAULT_HEALTH_FILE)]
-    health_file: OsString,
+    #[arg(value_parser = Rule(value::optional_path, str::to_owned))]
+    health_file: Checked<Option<PathBuf>>,
 }
 
 /// What the process was started to do.
@@ -168,43 +161,43 @@ impl Config {
 
     /// Builds the configuration from `args` and, for the settings that have no flag,
     /// from `env` (flag-backed variables are read by clap from the process environment).
+    /// Settings are checked in this order, the first refusal reported.
     pub fn from_sources(
         args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
         let mut command = Cli::command().mut_args(|arg| arg.global(true).hide_env_values(true));
         let matches = match command.try_get_matches_from_mut(args) {
-            Ok(matches) => matches,
             Err(err) if !err.use_stderr() => err.exit(),
-            Err(err) => return Err(usage_error(&err)),
+            matches => matches,
         };
-        let cli = Cli::from_arg_matches(&matches).map_err(|err| usage_error(&err))?;
-        let flags = Flags {
-            command: &command,
-            matches: &matches,
-        };
-        let redis = redis_target(&flags, &cli.redis_url, &env)?;
+        let cli = matches.and_then(|matches| Cli::from_arg_matches(&matches));
+        let cli = cli.map_err(|err| usage_error(&err))?;
         Ok(Self {
-            redis,
-            key: flags.parse("key", &cli.key, value::key)?,
-            interval: flags.parse("interval", &cli.interval, value::interval)?,
-            log_format: flags.parse("log_format", &cli.log_format, value::one_of)?,
+            redis: redis_target(cli.redis_url, &env)?,
+            key: cli.key.value?,
+            interval: cli.interval.value?,
+            log_format: cli.log_format.value?,
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
-            replica_wait: replica_wait(&flags, &cli)?,
-            health_file: flags.parse("health_file", &cli.health_file, |raw| {
-                Ok::<_, Infallible>((!raw.is_empty()).then(|| PathBuf::from(raw)))
-            })?,
-            key_setting: flags.name("key"),
+            replica_wait: ReplicaWait::new(cli.wait_replicas.value?, cli.wait_timeout.value?),
+            health_file: cli.health_file.value?,
+            key_setting: cli.key.setting,
             command: cli.command.unwrap_or(Command::Run),
         })
+    }
+}
+
+impl ReplicaWait {
+    /// Waiting for `replicas` up to `timeout`; `None` for 0 replicas, which sends no `WAIT`.
+    fn new(replicas: u32, timeout: Duration) -> Option<Self> {
+        (replicas > 0).then_some(Self { replicas, timeout })
     }
 }
 
 /// The Redis target `--redis-url` names, with the password files and TLS files that only
 /// the environment gives, each read and checked before the URL.
 fn redis_target(
-    flags: &Flags<'_>,
-    url: &OsString,
+    url: Checked<String>,
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<RedisTarget, ConfigError> {
     let password = from_env(env, "REDIS_PASSWORD_FILE", setting_file::read_password)?;
@@ -219,16 +212,12 @@ fn redis_target(
         sentinel_password: sentinel_password.as_deref(),
         tls: tls.as_ref(),
     };
-    parse(flags.name("redis_url"), url, redact, |url| {
-        RedisTarget::new(url, &settings)
+    let text = url.value?;
+    RedisTarget::new(&text, &settings).map_err(|err| ConfigError::Invalid {
+        setting: url.setting,
+        value: redact(&text),
+        reason: err.to_string(),
     })
-}
-
-/// `--wait-replicas` and `--wait-timeout`; `None` for 0 replicas.
-fn replica_wait(flags: &Flags<'_>, cli: &Cli) -> Result<Option<ReplicaWait>, ConfigError> {
-    let replicas = flags.parse("wait_replicas", &cli.wait_replicas, value::replicas)?;
-    let timeout = flags.parse("wait_timeout", &cli.wait_timeout, value::wait_timeout)?;
-    Ok((replicas > 0).then_some(ReplicaWait { replicas, timeout }))
 }
 
 /// The TLS files' settings, read and checked; `None` when none is set. Each path is read

@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use redis::RedisError;
 
-use crate::connection::describe;
 use crate::escape::escaped;
 use crate::health_state::{Observed, Progress, StateError, boot_clock_millis, observe};
-use crate::redis_target::RedisTarget;
+use crate::redis::RedisTarget;
+use crate::redis::connection::describe;
 
 /// The whole check, connection included, must finish within this time.
 pub const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(2);

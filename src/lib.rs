@@ -9,24 +9,18 @@
 #![warn(missing_docs)]
 
 mod acl_rule;
-mod cluster;
 mod config;
-mod connection;
 mod escape;
 mod failure_log;
 mod health;
 mod health_state;
 mod logging;
-mod node_set;
 mod redirect;
-mod redis_target;
+mod redis;
 mod resources;
 mod schedule;
-mod sentinel;
 mod setting_file;
 mod shutdown;
-mod target_error;
-mod tls;
 mod worker;
 
 pub use acl_rule::for_config as acl_rule;

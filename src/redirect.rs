@@ -16,8 +16,8 @@ use redis::RedisResult;
 use redis::aio::MultiplexedConnection;
 use tracing::{debug, info, warn};
 
-use crate::cluster::{Cluster, Redirect};
-use crate::connection::{self, Connection, NodeAddress};
+use crate::redis::connection::{self, Connection, NodeAddress};
+use crate::redis::{Cluster, Redirect};
 
 /// The most redirects followed for one command: a slot moves once at a time, so more
 /// means a cluster that disagrees with itself, and the tick gives up.

@@ -26,15 +26,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::config::ReplicaWait;
-use crate::connection::{
-    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
-    names_wrong_node,
-};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
 use crate::redirect::following_redirects;
-use crate::redis_target::RedisTarget;
+use crate::redis::connection::{
+    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
+    names_wrong_node,
+};
+use crate::redis::{RedisTarget, Topology};
 use crate::schedule::next_tick;
 
 /// The shortest time between two connection attempts, however short the interval.
@@ -220,8 +220,8 @@ impl Worker {
             .connect(self.extra_reply_time(), key_owner)
             .await?;
         debug!(redis = %self.redis, "connected to Redis");
-        if let Some(name) = self.redis.sentinel_master() {
-            note_master(state, name, connection.server());
+        if let Topology::Sentinel(sentinels) = self.redis.topology() {
+            note_master(state, sentinels.master_name(), connection.server());
         }
         Ok(connection)
     }
@@ -259,12 +259,12 @@ impl Worker {
         key_owner: &mut Option<NodeAddress>,
     ) -> Result<(i64, Option<i64>), RedisError> {
         let send = async |redis: &mut MultiplexedConnection| self.send_increment(redis).await;
-        match self.redis.cluster() {
-            Some(cluster) => {
+        match self.redis.topology() {
+            Topology::Cluster(cluster) => {
                 let extra = self.extra_reply_time();
                 following_redirects(cluster, connection, key_owner, extra, send).await
             }
-            None => send(connection.redis()).await,
+            Topology::Fixed(_) | Topology::Sentinel(_) => send(connection.redis()).await,
         }
     }
 

@@ -1,15 +1,19 @@
 //! How a setting's raw value becomes a checked one, or the one line that says why not:
-//! decoded as UTF-8, parsed, and named the way the user gave it (`--interval` or
-//! `INTERVAL`), with the value shown through a mask where it may hold a password.
+//! decoded as UTF-8, checked by the setting's rule, and named the way the user gave it
+//! (`--interval` or `INTERVAL`), with the value shown through a mask where it may hold a
+//! password.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 
-use clap::ArgMatches;
+use clap::builder::TypedValueParser;
 use clap::parser::ValueSource;
+use clap::{Arg, Command, Error};
+
+use super::value::ValueError;
 
 /// Why the configuration was refused; its `Display` is the single line the user sees.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     /// The command line is malformed (unknown flag, missing value); clap's own words.
     Usage(String),
@@ -39,36 +43,55 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The settings clap read, to name each one the way the user gave it.
-pub struct Flags<'a> {
-    /// The command line's definition, with each argument's flag and variable.
-    pub command: &'a clap::Command,
-    /// What clap parsed from the command line and the environment.
-    pub matches: &'a ArgMatches,
+/// A flag's value as its rule left it, with the setting's name as the user gave it.
+#[derive(Debug, Clone)]
+pub struct Checked<T> {
+    /// The flag if the value came from the command line, else its environment variable.
+    pub setting: String,
+    /// The value, or why it is refused; kept rather than handed to clap, so that the
+    /// settings are reported in one order once clap is done, never echoing a password.
+    pub value: Result<T, ConfigError>,
 }
 
-impl Flags<'_> {
-    /// The flag if the value of the argument `id` came from the command line, else its
-    /// environment variable.
-    pub fn name(&self, id: &str) -> String {
-        let arg = self.command.get_arguments().find(|arg| arg.get_id() == id);
-        let on_command_line = self.matches.value_source(id) == Some(ValueSource::CommandLine);
-        let name = match arg {
-            Some(arg) if on_command_line => arg.get_long().map(|long| format!("--{long}")),
+/// A flag's rule, as the `value_parser` clap runs on its raw value: the check, and how a
+/// refused value is shown (`str::to_owned`: as given; or a password mask).
+#[derive(Clone, Copy)]
+pub struct Rule<T>(
+    pub fn(&str) -> Result<T, ValueError>,
+    pub fn(&str) -> String,
+);
+
+// `parse_ref_` is the entry that knows where the value came from; `parse_ref` is for a
+// caller that does not say.
+impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
+    type Value = Checked<T>;
+
+    fn parse_ref(
+        &self,
+        cmd: &Command,
+        arg: Option<&Arg>,
+        raw: &OsStr,
+    ) -> Result<Checked<T>, Error> {
+        self.parse_ref_(cmd, arg, raw, ValueSource::CommandLine)
+    }
+
+    fn parse_ref_(
+        &self,
+        _: &Command,
+        arg: Option<&Arg>,
+        raw: &OsStr,
+        source: ValueSource,
+    ) -> Result<Checked<T>, Error> {
+        let setting = match arg {
+            Some(arg) if source == ValueSource::CommandLine => {
+                arg.get_long().map(|l| format!("--{l}"))
+            }
             Some(arg) => arg.get_env().map(|env| env.to_string_lossy().into_owned()),
             None => None,
         };
-        name.unwrap_or_else(|| id.to_owned())
-    }
-
-    /// `raw`, the value of the argument `id`, parsed as [`parse`] does.
-    pub fn parse<T, E: fmt::Display>(
-        &self,
-        id: &str,
-        raw: &OsStr,
-        parse_text: impl FnOnce(&str) -> Result<T, E>,
-    ) -> Result<T, ConfigError> {
-        parse(self.name(id), raw, str::to_owned, parse_text)
+        let setting = setting.unwrap_or_default();
+        let value = parse(setting.clone(), raw, self.1, self.0);
+        Ok(Checked { setting, value })
     }
 }
 
@@ -85,7 +108,7 @@ pub fn from_env<T, E: fmt::Display>(
 
 /// `raw`, the value of `setting`, decoded as UTF-8 and parsed; a failure names the setting
 /// and shows the value through `shown`, which masks any password.
-pub fn parse<T, E: fmt::Display>(
+fn parse<T, E: fmt::Display>(
     setting: String,
     raw: &OsStr,
     shown: fn(&str) -> String,
@@ -107,11 +130,6 @@ pub fn parse<T, E: fmt::Display>(
 /// its "error: " prefix and usage block, so every configuration error is one line.
 pub fn usage_error(err: &clap::Error) -> ConfigError {
     let rendered = err.render().to_string();
-    let first_line = rendered.lines().next().unwrap_or_default();
-    ConfigError::Usage(
-        first_line
-            .strip_prefix("error: ")
-            .unwrap_or(first_line)
-            .to_owned(),
-    )
+    let line = rendered.lines().next().unwrap_or_default();
+    ConfigError::Usage(line.strip_prefix("error: ").unwrap_or(line).to_owned())
 }

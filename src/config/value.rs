@@ -3,6 +3,7 @@
 //! variant of [`ValueError`].
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -53,6 +54,11 @@ impl fmt::Display for ValueError {
 }
 
 impl std::error::Error for ValueError {}
+
+/// A path, or `None` when empty (the health file switched off).
+pub fn optional_path(raw: &str) -> Result<Option<PathBuf>, ValueError> {
+    Ok((!raw.is_empty()).then(|| PathBuf::from(raw)))
+}
 
 /// The key to `INCR`: any text but the empty one.
 pub fn key(raw: &str) -> Result<String, ValueError> {

@@ -13,9 +13,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use futures_util::future::select_ok;
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
 
-use crate::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
-use crate::target_error::TargetError;
-use crate::tls::{self, TlsSettings};
+use super::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
+use super::error::TargetError;
+use super::tls::{self, TlsSettings};
 
 /// A URL naming several servers, split into its parts.
 #[derive(Debug)]
@@ -159,15 +159,27 @@ pub fn detail_of(err: &RedisError) -> String {
     }
 }
 
-/// Splits `url`, whose scheme must be `schemes.0` (plain) or `schemes.1` (TLS), naming
-/// at least one `hosts` (`"sentinel host"`) with `default_port`.
-pub fn parse_multi_host<'a>(
-    url: &'a str,
-    schemes: (&'static str, &'static str),
-    hosts: &'static str,
-    default_port: u16,
-) -> Result<MultiHostUrl<'a>, TargetError> {
-    let (plain, with_tls) = schemes;
+/// How a URL naming several servers is written: its plain scheme, its TLS scheme, what
+/// its hosts are called in an error (`"sentinel host"`), and a host's port unless the URL
+/// gives one.
+#[derive(Debug, Clone, Copy)]
+pub struct UrlForm(
+    pub &'static str,
+    pub &'static str,
+    pub &'static str,
+    pub u16,
+);
+
+impl UrlForm {
+    /// Whether `scheme` is this form's plain or TLS scheme.
+    pub fn has_scheme(&self, scheme: &str) -> bool {
+        scheme == self.0 || scheme == self.1
+    }
+}
+
+/// Splits `url`, written in `form`, naming at least one host.
+pub fn parse_multi_host<'a>(url: &'a str, form: &UrlForm) -> Result<MultiHostUrl<'a>, TargetError> {
+    let UrlForm(plain, with_tls, hosts, default_port) = *form;
     let (rest, tls) = match url.split_once("://") {
         Some((scheme, rest)) if scheme == plain => (rest, false),
         Some((scheme, rest)) if scheme == with_tls => (rest, true),
@@ -268,7 +280,7 @@ mod tests {
     #[test]
     fn rejects_host_lists_with_a_reason() {
         fn parse(url: &str) -> Result<NodeSet, TargetError> {
-            parse_multi_host(url, ("redis+x", "rediss+x"), "x host", 1)?.into_node_set("")
+            parse_multi_host(url, &UrlForm("redis+x", "rediss+x", "x host", 1))?.into_node_set("")
         }
         let bad_port =
             |node: &str| TargetError::NotHostPort(node.to_owned(), url::ParseError::InvalidPort);

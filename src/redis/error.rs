@@ -2,8 +2,9 @@
 //! code and tests decide by the variant, and `Display` gives the reason a person reads
 //! after the setting's name and value (`invalid REDIS_URL "…": <reason>`).
 //!
-//! It sits below every module that reads a URL (`redis_target`, `sentinel`, `cluster`,
-//! `node_set`, `connection`, `tls`), so each of them returns it without a conversion.
+//! It sits below every file of the Redis layer that reads a URL (`target`, `sentinel`,
+//! `cluster`, `node_set`, `connection`, `tls`), so each of them returns it without a
+//! conversion.
 
 use std::fmt;
 

@@ -25,8 +25,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{AlertDescription, CertificateError, ClientConfig, RootCertStore};
 
+use super::error::TargetError;
 use crate::setting_file;
-use crate::target_error::TargetError;
 
 /// The variable naming a PEM file of CA certificates to trust instead of Mozilla's roots.
 pub const CA_FILE_ENV: &str = "REDIS_TLS_CA_FILE";

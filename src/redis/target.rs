@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use redis::{Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, RedisResult};
 
-use crate::cluster::{self, Cluster};
-use crate::connection::{self, Connection, NodeAddress, data_node_settings, describe};
+use super::cluster::{self, Cluster};
+use super::connection::{self, Connection, NodeAddress, data_node_settings, describe};
+use super::error::TargetError;
+use super::node_set::NodeSet;
+use super::sentinel::{self, Sentinels};
+use super::tls::{self, TlsSettings};
 use crate::escape::escaped;
-use crate::node_set::NodeSet;
-use crate::sentinel::{self, Sentinels};
-use crate::target_error::TargetError;
-use crate::tls::{self, TlsSettings};
 
 /// Where to reach Redis, with its credentials, ready to hand to the Redis client.
 ///
@@ -26,16 +26,21 @@ use crate::tls::{self, TlsSettings};
 /// logged freely.
 #[derive(Clone)]
 pub struct RedisTarget {
-    servers: Servers,
+    topology: Topology,
     shown: String,
 }
 
-/// How the server is found: at a fixed address, by asking the sentinels each time, or
-/// through a cluster's redirects.
+/// How the server the worker writes to is found: at a fixed address, through Redis
+/// Sentinel, or in a Redis Cluster. The worker, the health check and `acl-rule` all read
+/// this one value: it decides how a connection is opened and the commands sent besides
+/// `INCR` and `PING`. No `Debug`: a client holds the password.
 #[derive(Clone)]
-enum Servers {
+pub enum Topology {
+    /// A `redis://` URL: one server at a fixed address, its client built once.
     Fixed(Client),
+    /// A `redis+sentinel://` URL: the master the sentinels name, checked with `ROLE`.
     Sentinel(Sentinels),
+    /// A `redis+cluster://` URL: the key's node, learnt from `MOVED` and `ASK`.
     Cluster(Cluster),
 }
 
@@ -58,77 +63,43 @@ pub struct TargetSettings<'a> {
     pub tls: Option<&'a TlsSettings>,
 }
 
-/// How the server the worker writes to is found: at a fixed address, through Redis
-/// Sentinel, or in a Redis Cluster. It decides the commands sent besides `INCR` and `PING`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topology {
-    /// A `redis://` URL: one server at a fixed address.
-    Fixed,
-    /// A `redis+sentinel://` URL: the master the sentinels name, checked with `ROLE`.
-    Sentinel,
-    /// A `redis+cluster://` URL: the key's node, learnt from `MOVED` and `ASK`.
-    Cluster,
-}
-
 impl RedisTarget {
     /// Validates `url` and the `settings` given beside it, each client built once.
     ///
     /// The error's text is a reason for a person, without the URL itself: the caller names
     /// the setting and shows the [`redact`]ed value.
     pub fn new(url: &str, settings: &TargetSettings<'_>) -> Result<Self, TargetError> {
-        let servers = match url.split_once("://").map(|(scheme, _)| scheme) {
-            Some(sentinel::SCHEME | sentinel::TLS_SCHEME) => {
+        let topology = match url.split_once("://").map(|(scheme, _)| scheme) {
+            Some(scheme) if sentinel::URL_FORM.has_scheme(scheme) => {
                 let mut sentinels = Sentinels::parse(url).map_err(|reason| in_url(url, reason))?;
                 if let Some(password) = settings.sentinel_password {
                     sentinels.set_sentinel_password(password);
                 }
                 with_settings(&mut sentinels.nodes, settings)?;
-                Servers::Sentinel(sentinels)
+                Topology::Sentinel(sentinels)
             }
-            Some(cluster::SCHEME | cluster::TLS_SCHEME) => {
+            Some(scheme) if cluster::URL_FORM.has_scheme(scheme) => {
                 let mut cluster = Cluster::parse(url).map_err(|reason| in_url(url, reason))?;
                 refuse_sentinel_password(settings)?;
                 with_settings(&mut cluster.nodes, settings)?;
-                Servers::Cluster(cluster)
+                Topology::Cluster(cluster)
             }
             _ => {
                 let info =
                     fixed_info(url, settings.password).map_err(|reason| in_url(url, reason))?;
                 refuse_sentinel_password(settings)?;
-                Servers::Fixed(fixed_client(info, settings.tls)?)
+                Topology::Fixed(fixed_client(info, settings.tls)?)
             }
         };
         Ok(Self {
-            servers,
+            topology,
             shown: escaped(&redact(url)),
         })
     }
 
-    /// How the server is found.
-    pub fn topology(&self) -> Topology {
-        match &self.servers {
-            Servers::Fixed(_) => Topology::Fixed,
-            Servers::Sentinel(_) => Topology::Sentinel,
-            Servers::Cluster(_) => Topology::Cluster,
-        }
-    }
-
-    /// The name of the master under Sentinel, whose address changes with a failover;
-    /// `None` for a server at a fixed address.
-    pub fn sentinel_master(&self) -> Option<&str> {
-        match &self.servers {
-            Servers::Fixed(_) | Servers::Cluster(_) => None,
-            Servers::Sentinel(sentinels) => Some(sentinels.master_name()),
-        }
-    }
-
-    /// The cluster this target names, whose redirects the `INCR` follows; `None` for a
-    /// target that names no cluster.
-    pub fn cluster(&self) -> Option<&Cluster> {
-        match &self.servers {
-            Servers::Cluster(cluster) => Some(cluster),
-            Servers::Fixed(_) | Servers::Sentinel(_) => None,
-        }
+    /// How the server is found, with what finding it needs.
+    pub fn topology(&self) -> &Topology {
+        &self.topology
     }
 
     /// The credentials, database and protocol used on the Redis server, whichever way
@@ -149,9 +120,9 @@ impl RedisTarget {
     pub fn describe_connect_failure(&self, err: &RedisError) -> String {
         let described = describe(err);
         let (plain, with_tls) = match self.topology() {
-            Topology::Fixed => ("redis", "rediss"),
-            Topology::Sentinel => (sentinel::SCHEME, sentinel::TLS_SCHEME),
-            Topology::Cluster => (cluster::SCHEME, cluster::TLS_SCHEME),
+            Topology::Fixed(_) => ("redis", "rediss"),
+            Topology::Sentinel(_) => (sentinel::URL_FORM.0, sentinel::URL_FORM.1),
+            Topology::Cluster(_) => (cluster::URL_FORM.0, cluster::URL_FORM.1),
         };
         match (self.uses_tls(), connection::io_error_kind(err)) {
             (true, Some(io::ErrorKind::TimedOut)) => format!(
@@ -187,10 +158,10 @@ impl RedisTarget {
     /// What the login and transport are read from: the fixed address's client, or the node
     /// set a Sentinel or Cluster URL names, which share them.
     fn reached(&self) -> Reached<'_> {
-        match &self.servers {
-            Servers::Fixed(client) => Reached::Fixed(client),
-            Servers::Sentinel(sentinels) => Reached::Nodes(&sentinels.nodes),
-            Servers::Cluster(cluster) => Reached::Nodes(&cluster.nodes),
+        match &self.topology {
+            Topology::Fixed(client) => Reached::Fixed(client),
+            Topology::Sentinel(sentinels) => Reached::Nodes(&sentinels.nodes),
+            Topology::Cluster(cluster) => Reached::Nodes(&cluster.nodes),
         }
     }
 
@@ -207,10 +178,10 @@ impl RedisTarget {
         extra_reply_time: Duration,
         key_owner: Option<&NodeAddress>,
     ) -> RedisResult<Connection> {
-        match &self.servers {
-            Servers::Fixed(client) => connection::open(client, extra_reply_time).await,
-            Servers::Sentinel(sentinels) => sentinels.connect_to_master(extra_reply_time).await,
-            Servers::Cluster(cluster) => cluster.connect(extra_reply_time, key_owner).await,
+        match &self.topology {
+            Topology::Fixed(client) => connection::open(client, extra_reply_time).await,
+            Topology::Sentinel(sentinels) => sentinels.connect_to_master(extra_reply_time).await,
+            Topology::Cluster(cluster) => cluster.connect(extra_reply_time, key_owner).await,
         }
     }
 }
@@ -394,11 +365,11 @@ mod tests {
             ),
             (
                 "redis+sentinel://s1/mymaster",
-                TargetError::NotTls(sentinel::TLS_SCHEME, None),
+                TargetError::NotTls(sentinel::URL_FORM.1, None),
             ),
             (
                 "redis+cluster://n1",
-                TargetError::NotTls(cluster::TLS_SCHEME, None),
+                TargetError::NotTls(cluster::URL_FORM.1, None),
             ),
         ] {
             let tls = TlsSettings::default();
@@ -492,8 +463,10 @@ mod tests {
             tls: None,
         };
         let target = RedisTarget::new(url, &settings).unwrap();
-        assert_eq!(target.topology(), Topology::Sentinel);
-        assert_eq!(target.sentinel_master(), Some("mymaster"));
+        let Topology::Sentinel(sentinels) = target.topology() else {
+            panic!("a redis+sentinel:// URL should name sentinels");
+        };
+        assert_eq!(sentinels.master_name(), "mymaster");
         assert_eq!(target.redis_settings().password(), Some("from-file"));
         assert_eq!(target.redis_settings().db(), 1);
         assert_eq!(

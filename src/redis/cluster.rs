@@ -15,18 +15,13 @@ use std::time::Duration;
 
 use redis::{RedisError, RedisResult};
 
-use crate::connection::{self, Connection, NodeAddress};
-use crate::node_set::{NodeSet, explained, first_to_answer, parse_multi_host};
-use crate::target_error::TargetError;
+use super::connection::{self, Connection, NodeAddress};
+use super::error::TargetError;
+use super::node_set::{NodeSet, UrlForm, explained, first_to_answer, parse_multi_host};
 
-/// The URL scheme that names a cluster's seed nodes.
-pub const SCHEME: &str = "redis+cluster";
-
-/// The same over TLS, to every node.
-pub const TLS_SCHEME: &str = "rediss+cluster";
-
-/// The port of a seed node unless the URL says otherwise.
-pub const DEFAULT_PORT: u16 = 6379;
+/// The URL that names a cluster's seed nodes; over TLS, TLS to every node. A seed node
+/// listens on 6379 unless the URL says otherwise.
+pub const URL_FORM: UrlForm = UrlForm("redis+cluster", "rediss+cluster", "seed node", 6379);
 
 /// A cluster's seed nodes and how to log in to its nodes.
 ///
@@ -41,7 +36,7 @@ impl Cluster {
     /// Validates a `redis+cluster://` URL; the error is a reason for a person, without the
     /// URL (which may hold a password).
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "seed node", DEFAULT_PORT)?;
+        let url = parse_multi_host(url, &URL_FORM)?;
         if !url.path.is_empty() {
             return Err(TargetError::ClusterPath);
         }
@@ -112,7 +107,7 @@ mod tests {
         assert_eq!(
             cluster.nodes.addresses,
             [
-                ("n1".to_owned(), DEFAULT_PORT),
+                ("n1".to_owned(), URL_FORM.3),
                 ("n2".to_owned(), 7001),
                 ("::1".to_owned(), 7002)
             ]
@@ -130,12 +125,15 @@ mod tests {
 
     #[test]
     fn rejects_incomplete_urls_with_a_reason() {
-        crate::node_set::assert_refused(
+        crate::redis::node_set::assert_refused(
             Cluster::parse,
             &[
                 ("redis+cluster://", TargetError::NoHosts("seed node")),
                 ("redis+cluster://n1/1", TargetError::ClusterPath),
-                ("redis://n1", TargetError::WrongScheme(SCHEME, TLS_SCHEME)),
+                (
+                    "redis://n1",
+                    TargetError::WrongScheme(URL_FORM.0, URL_FORM.1),
+                ),
             ],
         );
     }

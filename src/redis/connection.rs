@@ -16,8 +16,8 @@ use redis::{
     PushInfo, PushKind, RedisConnectionInfo, RedisError, RedisResult,
 };
 
-use crate::target_error::TargetError;
-use crate::tls::{self, TlsSettings};
+use super::error::TargetError;
+use super::tls::{self, TlsSettings};
 
 /// How long to wait for a connection (TCP, `HELLO`/`AUTH`, `SELECT`) before giving up.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -14,18 +14,13 @@ use std::time::Duration;
 
 use redis::{ErrorKind, RedisConnectionInfo, RedisError, RedisResult, Role};
 
-use crate::connection::{self, Connection, NodeAddress};
-use crate::node_set::{NodeSet, detail_of, explained, first_to_answer, parse_multi_host};
-use crate::target_error::TargetError;
+use super::connection::{self, Connection, NodeAddress};
+use super::error::TargetError;
+use super::node_set::{NodeSet, UrlForm, detail_of, explained, first_to_answer, parse_multi_host};
 
-/// The URL scheme that names sentinels instead of a Redis server.
-pub const SCHEME: &str = "redis+sentinel";
-
-/// The same over TLS: to the sentinels and to the master they name.
-pub const TLS_SCHEME: &str = "rediss+sentinel";
-
-/// The port a sentinel listens on unless the URL says otherwise.
-pub const DEFAULT_PORT: u16 = 26379;
+/// The URL that names sentinels instead of a Redis server; over TLS, TLS to the sentinels
+/// and to the master they name. A sentinel listens on 26379 unless the URL says otherwise.
+pub const URL_FORM: UrlForm = UrlForm("redis+sentinel", "rediss+sentinel", "sentinel host", 26379);
 
 /// The sentinels that watch one master, and how to log in to the Redis servers they name.
 ///
@@ -45,7 +40,7 @@ impl Sentinels {
     /// Validates a `redis+sentinel://` URL; the error is a reason for a person, without
     /// the URL (which may hold a password).
     pub fn parse(url: &str) -> Result<Self, TargetError> {
-        let url = parse_multi_host(url, (SCHEME, TLS_SCHEME), "sentinel host", DEFAULT_PORT)?;
+        let url = parse_multi_host(url, &URL_FORM)?;
         let mut segments = url.path.split('/');
         let master_name = segments.next().filter(|name| !name.is_empty());
         let master_name = master_name.ok_or(TargetError::NoMaster)?;
@@ -157,10 +152,10 @@ mod tests {
         assert_eq!(
             sentinels.nodes.addresses,
             [
-                ("s1".to_owned(), DEFAULT_PORT),
+                ("s1".to_owned(), URL_FORM.3),
                 ("s2".to_owned(), 26380),
                 ("::1".to_owned(), 7000),
-                ("10.0.0.3".to_owned(), DEFAULT_PORT),
+                ("10.0.0.3".to_owned(), URL_FORM.3),
             ]
         );
         assert_eq!(sentinels.master_name, "mymaster");
@@ -190,7 +185,7 @@ mod tests {
     fn rejects_incomplete_urls_with_a_reason() {
         let database =
             RedisError::from((ErrorKind::InvalidClientConfig, "Invalid database number"));
-        crate::node_set::assert_refused(
+        crate::redis::node_set::assert_refused(
             Sentinels::parse,
             &[
                 (
@@ -209,7 +204,7 @@ mod tests {
                 ),
                 (
                     "redis://s1/mymaster",
-                    TargetError::WrongScheme(SCHEME, TLS_SCHEME),
+                    TargetError::WrongScheme(URL_FORM.0, URL_FORM.1),
                 ),
             ],
         );
