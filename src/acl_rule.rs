@@ -12,8 +12,9 @@
 
 use std::fmt;
 
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Counting};
 use crate::redis::Topology;
+use crate::redis::record::record_key;
 
 /// A key that no ACL rule can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,9 @@ pub struct WorkerAccess<'a> {
     /// writing to it; under Cluster it sends `ASKING` before an `INCR` that `ASK`
     /// redirects (it learns the key's node from `MOVED` and `ASK` alone, see `cluster`).
     pub topology: &'a Topology,
+    /// Whether each tick is applied by the script, which reads and writes the worker's
+    /// record beside the key (`--counting exactly-once`), rather than by a plain `INCR`.
+    pub exactly_once: bool,
     /// Whether each `INCR` goes with a `WAIT` (`--wait-replicas` above 0).
     pub waits_for_replicas: bool,
     /// The database selected on connect; anything but 0 sends `SELECT`.
@@ -59,6 +63,7 @@ pub fn for_config(config: &Config) -> Result<String, ConfigError> {
     let access = WorkerAccess {
         key: &config.key,
         topology: config.redis.topology(),
+        exactly_once: matches!(config.counting, Counting::ExactlyOnce { .. }),
         waits_for_replicas: config.replica_wait.is_some(),
         database: config.redis.redis_settings().db(),
     };
@@ -79,17 +84,26 @@ pub fn rule(access: &WorkerAccess<'_>) -> Result<String, KeyError> {
     let mut words = vec![
         "resetkeys".to_owned(),
         format!("~{}", key_pattern(access.key)?),
-        "resetchannels".to_owned(),
-        "-@all".to_owned(),
     ];
+    if access.exactly_once {
+        // Every worker's record, whatever its identity: `{contador}:worker:*`.
+        words.push(format!("~{}*", key_pattern(&record_key(access.key, ""))?));
+    }
+    words.extend(["resetchannels".to_owned(), "-@all".to_owned()]);
     words.extend(commands(access).iter().map(|command| format!("+{command}")));
     Ok(words.join(" "))
 }
 
 /// Every command the worker sends with these settings.
 fn commands(access: &WorkerAccess<'_>) -> Vec<&'static str> {
-    // INCR counts; PING answers the health check and follows an INCR of unknown outcome.
-    let mut commands = vec!["incr", "ping"];
+    // Exactly once, the script counts: EVALSHA, EVAL when Redis has not cached it, and the
+    // commands it calls; else INCR. PING answers the health check and checks an idle
+    // connection.
+    let mut commands = if access.exactly_once {
+        vec!["evalsha", "eval", "get", "incrby", "set", "ping"]
+    } else {
+        vec!["incr", "ping"]
+    };
     match access.topology {
         Topology::Fixed(_) => {}
         Topology::Sentinel(_) => commands.push("role"),
@@ -139,6 +153,7 @@ mod tests {
         WorkerAccess {
             key: "contador",
             topology: Box::leak(Box::new(target)).topology(),
+            exactly_once: false,
             waits_for_replicas,
             database,
         }
@@ -154,11 +169,17 @@ mod tests {
         let url = "redis+sentinel://s1/mymaster/2";
         assert_eq!(
             rule_for(&["acl-rule", "--redis-url", url, "--wait-replicas", "1"]).unwrap(),
-            "resetkeys ~contador resetchannels -@all +incr +ping +role +wait +select"
+            "resetkeys ~contador ~{contador}:worker:* resetchannels -@all \
+             +evalsha +eval +get +incrby +set +ping +role +wait +select"
         );
         assert_eq!(
             rule_for(&["acl-rule", "--redis-url", "rediss+cluster://n1,n2"]).unwrap(),
-            "resetkeys ~contador resetchannels -@all +incr +ping +asking"
+            "resetkeys ~contador ~{contador}:worker:* resetchannels -@all \
+             +evalsha +eval +get +incrby +set +ping +asking"
+        );
+        assert_eq!(
+            rule_for(&["acl-rule", "--counting", "at-most-once", "--key", "a{t}b"]).unwrap(),
+            "resetkeys ~a{t}b resetchannels -@all +incr +ping"
         );
         let message = rule_for(&["acl-rule", "--key", "two words"])
             .unwrap_err()
@@ -194,6 +215,22 @@ mod tests {
         assert_eq!(
             rule(&access(CLUSTER, true, 0)).unwrap(),
             "resetkeys ~contador resetchannels -@all +incr +ping +asking +wait"
+        );
+    }
+
+    #[test]
+    fn counting_exactly_once_grants_the_script_and_every_record_beside_the_key() {
+        let exactly_once = |key| {
+            rule(&WorkerAccess {
+                key,
+                exactly_once: true,
+                ..access(FIXED, false, 0)
+            })
+            .unwrap()
+        };
+        assert_eq!(
+            exactly_once("a{t}*b"),
+            r"resetkeys ~a{t}\*b ~a{t}\*b:worker:* resetchannels -@all +evalsha +eval +get +incrby +set +ping"
         );
     }
 

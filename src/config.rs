@@ -19,7 +19,7 @@ use tracing_subscriber::filter::Targets;
 
 use crate::logging::{self, LogFormat};
 use crate::redis::tls::{self, TlsSettings};
-use crate::redis::{RedisTarget, TargetSettings, redact};
+use crate::redis::{RedisTarget, TargetSettings, Topology, record, redact};
 use crate::setting_file;
 
 mod source;
@@ -30,6 +30,9 @@ use source::{Checked, Rule, from_env, usage_error};
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
+
+/// How long a worker's record outlives its last tick unless `RECORD_TTL` says otherwise.
+const DEFAULT_RECORD_TTL: Duration = Duration::from_secs(60 * 60);
 
 /// The settings that have no flag, for `--help`.
 const AFTER_HELP: &str = "\
@@ -93,6 +96,19 @@ struct Cli {
     #[arg(allow_hyphen_values = true, value_parser = Rule(value::wait_timeout, str::to_owned))]
     wait_timeout: Checked<Duration>,
 
+    /// How each tick is applied: exactly-once (a script and a record beside the key let a
+    /// tick of unknown outcome be sent again and counts Redis lost be restored) or
+    /// at-most-once (a plain INCR, for a Redis that forbids scripts)
+    #[arg(long, env = "COUNTING", default_value = "exactly-once")]
+    #[arg(value_parser = Rule(value::one_of::<CountingMode>, str::to_owned))]
+    counting: Checked<CountingMode>,
+
+    /// How long a worker's record outlives its last tick, e.g. 1h; at least 10 intervals
+    /// [default: 1h, or 10 intervals if longer]
+    #[arg(long, env = "RECORD_TTL")]
+    #[arg(allow_hyphen_values = true, value_parser = Rule(value::record_ttl, str::to_owned))]
+    record_ttl: Option<Checked<Duration>>,
+
     /// File where the worker records its progress for `healthcheck` (in a tmpfs); empty: none
     #[arg(long, env = "HEALTH_FILE", default_value = DEFAULT_HEALTH_FILE)]
     #[arg(value_parser = Rule(value::optional_path, str::to_owned))]
@@ -117,6 +133,25 @@ pub enum Command {
     AclRule,
 }
 
+/// The two ways of counting, as `--counting` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum CountingMode {
+    ExactlyOnce,
+    AtMostOnce,
+}
+
+/// How each tick is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counting {
+    /// Each tick applied once by a script, with the worker's record beside the key.
+    ExactlyOnce {
+        /// How long the record outlives the worker's last tick.
+        record_lifetime: Duration,
+    },
+    /// A plain `INCR`, never resent: for a Redis that forbids scripts.
+    AtMostOnce,
+}
+
 /// The validated configuration; holding one means every setting is usable.
 #[derive(Debug)]
 pub struct Config {
@@ -134,6 +169,8 @@ pub struct Config {
     pub log_filter: Targets,
     /// Replica acknowledgements to wait for after each `INCR`; `None` for none.
     pub replica_wait: Option<ReplicaWait>,
+    /// Exactly once, with the record's lifetime, or at most once.
+    pub counting: Counting,
     /// Where the worker records its progress and the health check reads it; `None`
     /// when switched off.
     pub health_file: Option<PathBuf>,
@@ -173,16 +210,37 @@ impl Config {
         };
         let cli = matches.and_then(|matches| Cli::from_arg_matches(&matches));
         let cli = cli.map_err(|err| usage_error(&err))?;
-        Ok(Self {
+        let interval = cli.interval.value?;
+        let config = Self {
             redis: redis_target(cli.redis_url, &env)?,
             key: cli.key.value?,
-            interval: cli.interval.value?,
+            interval,
             log_format: cli.log_format.value?,
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
             replica_wait: ReplicaWait::new(cli.wait_replicas.value?, cli.wait_timeout.value?),
+            counting: counting(cli.counting.value?, cli.record_ttl, interval)?,
             health_file: cli.health_file.value?,
             key_setting: cli.key.setting,
             command: cli.command.unwrap_or(Command::Run),
+        };
+        config.record_shares_the_key_slot()?;
+        Ok(config)
+    }
+
+    /// Under Redis Cluster the script's two keys must share a slot, which the record's key
+    /// cannot for a key holding `}` without a `{…}` hash tag (see `redis::record`).
+    fn record_shares_the_key_slot(&self) -> Result<(), ConfigError> {
+        let cluster = matches!(self.redis.topology(), Topology::Cluster(_));
+        if !cluster || self.counting == Counting::AtMostOnce || record::shares_slot(&self.key) {
+            return Ok(());
+        }
+        Err(ConfigError::Invalid {
+            setting: self.key_setting.clone(),
+            value: self.key.clone(),
+            reason: "under Redis Cluster the worker's record must share the key's slot, which a \
+                     key holding } without a {…} hash tag rules out: add a hash tag, e.g. \
+                     {counter}, or count at most once"
+                .to_owned(),
         })
     }
 }
@@ -191,6 +249,45 @@ impl ReplicaWait {
     /// Waiting for `replicas` up to `timeout`; `None` for 0 replicas, which sends no `WAIT`.
     fn new(replicas: u32, timeout: Duration) -> Option<Self> {
         (replicas > 0).then_some(Self { replicas, timeout })
+    }
+}
+
+/// How each tick is applied: a record's lifetime is refused below ten intervals, where the
+/// record could expire between two ticks, and refused outright counting at most once,
+/// which keeps no record.
+fn counting(
+    mode: CountingMode,
+    ttl: Option<Checked<Duration>>,
+    interval: Duration,
+) -> Result<Counting, ConfigError> {
+    let shortest = interval.saturating_mul(10);
+    let refused = |ttl: &Checked<Duration>, reason: &str| ConfigError::Invalid {
+        setting: ttl.setting.clone(),
+        value: humantime::format_duration(ttl.value.clone().unwrap_or_default()).to_string(),
+        reason: reason.to_owned(),
+    };
+    match (mode, ttl) {
+        (CountingMode::AtMostOnce, None) => Ok(Counting::AtMostOnce),
+        (CountingMode::AtMostOnce, Some(ttl)) => {
+            ttl.value.clone()?;
+            Err(refused(
+                &ttl,
+                "counting at most once keeps no record; remove it, or count exactly once",
+            ))
+        }
+        (CountingMode::ExactlyOnce, None) => Ok(Counting::ExactlyOnce {
+            record_lifetime: DEFAULT_RECORD_TTL.max(shortest),
+        }),
+        (CountingMode::ExactlyOnce, Some(ttl)) => match ttl.value.clone()? {
+            lifetime if lifetime < shortest => Err(refused(
+                &ttl,
+                &format!(
+                    "must be at least 10 intervals ({}), or the record could expire between ticks",
+                    humantime::format_duration(shortest)
+                ),
+            )),
+            record_lifetime => Ok(Counting::ExactlyOnce { record_lifetime }),
+        },
     }
 }
 

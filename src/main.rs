@@ -95,6 +95,7 @@ async fn run(config: Config) -> ExitCode {
     });
     let mut worker = Worker::new(config.redis, config.key, config.interval)
         .with_replica_wait(config.replica_wait)
+        .with_counting(config.counting)
         .with_health(health);
     let summary = worker.run(&shutdown).await;
     let signal = signal.await.unwrap_or("a signal");
@@ -103,6 +104,7 @@ async fn run(config: Config) -> ExitCode {
         increments = summary.increments,
         last_count = summary.last_count,
         unknown_outcomes = summary.unknown_outcomes,
+        restored = summary.restored,
         dropped_log_lines = log.dropped_lines(),
         "stopped on {signal}"
     );

@@ -7,25 +7,32 @@
 //!   kept idle for [`CHECK_IDLE_AFTER`] or longer must answer a `PING` first: an idle
 //!   timer (Redis's `timeout`, a proxy's) that fires as the tick begins then takes the
 //!   `PING`, which is safe to lose, and not the `INCR`.
-//! - **No `INCR` is ever sent twice.** When an `INCR` was sent and no reply came, its
-//!   outcome is unknown: it is logged as such (`outcome=unknown`), never resent, and no
-//!   further `INCR` goes out until Redis has answered a `PING` on a fresh connection.
-//!   The next successful `INCR` then tells whether the lost one was applied.
+//! - **Each tick is applied once** (exactly-once counting, the default). Each tick is
+//!   named by the worker's identity and a sequence number and applied by the script of
+//!   `redis::record`, which keeps a record beside the counter: a tick whose reply was lost
+//!   (`outcome=unknown`) is sent again on the next tick, and Redis applies it if it had not,
+//!   or answers with the count it produced. Only a tick that was sent is sent again; the
+//!   next tick is not sent until it is settled. Counts Redis lost after it applied them (a
+//!   failover, a restart from an older file) are applied again with the next tick.
+//! - **At most once, when asked** (`--counting at-most-once`): a plain `INCR`, never
+//!   resent; after one of unknown outcome no `INCR` goes out until Redis has answered a
+//!   `PING` on a fresh connection, and the next successful `INCR` tells whether the lost
+//!   one was applied.
 //! - **Recovery within one interval, without hammering.** While Redis is unreachable the
 //!   loop makes one connection attempt per tick, and never more than one per
 //!   [`MIN_RETRY_PERIOD`]; the first attempt that succeeds counts on that same tick.
 //!
-//! Nothing is ever written but the `INCR`.
+//! Nothing is ever written but the counter and, counting exactly once, the worker's record.
 
 use std::time::Duration;
 
-use redis::RedisError;
 use redis::aio::MultiplexedConnection;
+use redis::{Cmd, RedisError, RedisResult, Value};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use crate::config::ReplicaWait;
+use crate::config::{Counting, ReplicaWait};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
@@ -34,6 +41,7 @@ use crate::redis::connection::{
     Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
     names_wrong_node,
 };
+use crate::redis::record::{self, Applied, TickRecord};
 use crate::redis::{RedisTarget, Topology};
 use crate::schedule::next_tick;
 
@@ -57,8 +65,11 @@ pub struct Summary {
     pub increments: u64,
     /// The counter's value after the last successful `INCR`, if there was one.
     pub last_count: Option<i64>,
-    /// `INCR`s that were sent but never answered: each may or may not have been applied.
+    /// Ticks that were sent but never answered: counting at most once, each may or may
+    /// not have been applied; counting exactly once, each was settled when Redis answered.
     pub unknown_outcomes: u64,
+    /// Counts this worker had logged that Redis lost, applied again.
+    pub restored: u64,
 }
 
 /// Increments one key in one Redis, one tick at a time.
@@ -68,6 +79,8 @@ pub struct Worker {
     key: String,
     interval: Duration,
     replica_wait: Option<ReplicaWait>,
+    /// The record of each tick applied, counting exactly once; `None` for a plain `INCR`.
+    record: Option<TickRecord>,
     health: Option<HealthRecorder>,
 }
 
@@ -77,8 +90,11 @@ struct LoopState {
     connection: Option<KeptConnection>,
     /// An `INCR` went unanswered: Redis must answer a `PING` before the next one.
     must_ping: bool,
-    /// Unanswered `INCR`s that no later count has accounted for yet.
+    /// Unanswered ticks that no later count has accounted for yet.
     unresolved_unknowns: u64,
+    /// The sequence number of the last tick Redis applied, counting exactly once; the
+    /// next tick sent is this plus one, and a tick of unknown outcome is sent again.
+    applied_tick: u64,
     /// The master the last connection went to under Sentinel, so a change (a failover)
     /// is logged, not every reconnect.
     last_master: Option<String>,
@@ -112,15 +128,32 @@ enum Next {
 }
 
 impl Worker {
-    /// A worker for `key` in `redis`, ticking every `interval` (which must be non-zero).
+    /// A worker for `key` in `redis`, ticking every `interval` (which must be non-zero),
+    /// with a plain `INCR` until [`Worker::with_counting`] says otherwise.
     pub fn new(redis: RedisTarget, key: String, interval: Duration) -> Self {
         Self {
             redis,
             key,
             interval,
             replica_wait: None,
+            record: None,
             health: None,
         }
+    }
+
+    /// Counts as `counting` says; exactly once, under a new identity whose record is logged.
+    pub fn with_counting(mut self, counting: Counting) -> Self {
+        self.record = match counting {
+            Counting::AtMostOnce => None,
+            Counting::ExactlyOnce { record_lifetime } => {
+                let record = TickRecord::new(&self.key, &record::identity(), record_lifetime);
+                let lifetime = humantime::format_duration(record_lifetime);
+                info!(record = %Escaped(record.key()), %lifetime,
+                      "counting exactly once: a record of this worker's ticks is kept beside the key");
+                Some(record)
+            }
+        };
+        self
     }
 
     /// Sends every `INCR` together with `WAIT` for `wait.replicas` replicas.
@@ -230,12 +263,16 @@ impl Worker {
     /// outcome says it cannot be trusted.
     async fn count(&mut self, state: &mut LoopState, mut connection: Connection) {
         let started = Instant::now();
-        let result = self.increment(&mut connection, &mut state.key_owner).await;
+        let tick = state.applied_tick + 1;
+        let result = self
+            .increment(&mut connection, &mut state.key_owner, tick)
+            .await;
         debug!(latency = ?started.elapsed(), ok = result.is_ok(), "INCR done");
         match result {
-            Ok((count, acknowledged)) => {
+            Ok(counted) => {
                 state.keep(connection);
-                self.counted(state, count, acknowledged);
+                state.applied_tick = tick;
+                self.counted(state, counted);
             }
             Err(err) => {
                 if !drops_connection(&err) {
@@ -252,13 +289,14 @@ impl Worker {
             .map_or(Duration::ZERO, |wait| wait.timeout)
     }
 
-    /// Sends the tick's `INCR`, following a cluster's redirects (see `redirect`).
+    /// Sends tick `tick`, following a cluster's redirects (see `redirect`).
     async fn increment(
         &self,
         connection: &mut Connection,
         key_owner: &mut Option<NodeAddress>,
-    ) -> Result<(i64, Option<i64>), RedisError> {
-        let send = async |redis: &mut MultiplexedConnection| self.send_increment(redis).await;
+        tick: u64,
+    ) -> Result<Counted, RedisError> {
+        let send = async |redis: &mut MultiplexedConnection| self.send_tick(redis, tick).await;
         match self.redis.topology() {
             Topology::Cluster(cluster) => {
                 let extra = self.extra_reply_time();
@@ -268,31 +306,65 @@ impl Worker {
         }
     }
 
-    /// Sends `INCR`, with `WAIT` in the same round trip when asked for.
-    async fn send_increment(
+    /// Sends tick `tick`: the script that applies it once, by its cache (`EVALSHA`) and,
+    /// should Redis not have it cached, by its source; or, counting at most once, `INCR`.
+    async fn send_tick(
         &self,
         redis: &mut MultiplexedConnection,
-    ) -> Result<(i64, Option<i64>), RedisError> {
+        tick: u64,
+    ) -> Result<Counted, RedisError> {
+        let Some(record) = &self.record else {
+            let (count, acknowledged) = self.send(redis, redis::cmd("INCR").arg(&self.key)).await?;
+            let count = redis::from_redis_value(count)?;
+            let applied = Applied::Now { restored: 0 };
+            return Ok(Counted {
+                count,
+                applied,
+                acknowledged,
+            });
+        };
+        let (answer, acknowledged) = match self.send(redis, &record.command(tick, true)).await {
+            Err(err) if record::is_not_cached(&err) => {
+                debug!("Redis does not have the script cached; sending its source");
+                self.send(redis, &record.command(tick, false)).await?
+            }
+            sent => sent?,
+        };
+        let (count, applied) = record::applied(answer)?;
+        Ok(Counted {
+            count,
+            applied,
+            acknowledged,
+        })
+    }
+
+    /// Sends `command`, with `WAIT` in the same round trip when asked for; its answer, and
+    /// how many replicas acknowledged it.
+    async fn send(
+        &self,
+        redis: &mut MultiplexedConnection,
+        command: &Cmd,
+    ) -> RedisResult<(Value, Option<i64>)> {
         let Some(wait) = self.replica_wait else {
-            let count = redis::cmd("INCR")
-                .arg(&self.key)
-                .query_async::<i64>(redis)
-                .await?;
-            return Ok((count, None));
+            return Ok((command.query_async(redis).await?, None));
         };
         let timeout = u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX);
-        let (count, acknowledged) = redis::pipe()
-            .cmd("INCR")
-            .arg(&self.key)
+        let (answer, acknowledged) = redis::pipe()
+            .add_command(command.clone())
             .cmd("WAIT")
             .arg(wait.replicas)
             .arg(timeout)
-            .query_async::<(i64, i64)>(redis)
+            .query_async::<(Value, i64)>(redis)
             .await?;
-        Ok((count, Some(acknowledged)))
+        Ok((answer, Some(acknowledged)))
     }
 
-    fn counted(&mut self, state: &mut LoopState, count: i64, acknowledged: Option<i64>) {
+    fn counted(&mut self, state: &mut LoopState, counted: Counted) {
+        let Counted {
+            count,
+            applied,
+            acknowledged,
+        } = counted;
         let key = Escaped(&self.key);
         if let Some(failed) = state.failures.recovered() {
             info!(redis = %self.redis, failed_attempts = failed, "counting again; {failed} earlier attempts had failed");
@@ -304,10 +376,12 @@ impl Worker {
                   "count {count} acknowledged by {acknowledged} of {} replicas; it stands on the master only",
                   wait.replicas);
         }
-        if state.unresolved_unknowns > 0
+        if self.record.is_some() {
+            self.note_applied(state, count, applied);
+        } else if state.unresolved_unknowns > 0
             && let Some(last) = state.summary.last_count
         {
-            let unknowns = std::mem::take(&mut state.unresolved_unknowns);
+            let unknowns = state.unresolved_unknowns;
             let unlogged = count.saturating_sub(last).saturating_sub(1);
             let verdict = resolution(unknowns, unlogged);
             warn!(count, key = %key, last_logged = last, unlogged, unknown = unknowns, "{verdict}");
@@ -317,6 +391,36 @@ impl Worker {
         state.summary.increments += 1;
         state.summary.last_count = Some(count);
         self.record_health(HealthRecorder::succeeded);
+    }
+
+    /// Logs what the script's answer says beyond the count: how a tick of unknown outcome
+    /// was settled, counts Redis had lost and got back, a record Redis no longer held.
+    fn note_applied(&self, state: &mut LoopState, count: i64, applied: Applied) {
+        let key = Escaped(&self.key);
+        let tick = state.applied_tick;
+        match applied {
+            Applied::Before => {
+                info!(count, key = %key, tick, settled = "applied before",
+                      "the tick of unknown outcome had been applied; Redis answered with the count it produced");
+            }
+            Applied::Now { .. } if state.unresolved_unknowns > 0 => {
+                info!(count, key = %key, tick, settled = "applied now",
+                      "the tick of unknown outcome had not been applied; it is applied now");
+            }
+            _ => {}
+        }
+        match applied {
+            Applied::Now { restored } if restored > 0 => {
+                state.summary.restored += restored;
+                warn!(count, key = %key, restored,
+                      "Redis had lost {restored} counts this worker logged (a failover, or a restart from an older file); restored with this tick");
+            }
+            Applied::WithoutRecord => {
+                warn!(count, key = %key, record = %self.record.as_ref().map_or("", TickRecord::key),
+                      "Redis holds no record of this worker's earlier ticks (emptied, reset or expired): nothing restored, counting on from its value");
+            }
+            _ => {}
+        }
     }
 
     fn increment_failed(&mut self, state: &mut LoopState, err: &RedisError) {
@@ -332,12 +436,19 @@ impl Worker {
                 error!(key = %key, %error, "Redis refused INCR; retrying next tick");
             });
         } else {
-            // Sent, and no reply: Redis may or may not have applied it. Never resend.
-            state.must_ping = true;
             state.unresolved_unknowns += 1;
             state.summary.unknown_outcomes += 1;
-            warn!(key = %key, redis = %self.redis, %error, outcome = "unknown",
-                  "INCR sent but not answered: outcome unknown; no INCR until Redis answers a PING");
+            if self.record.is_some() {
+                // Sent, and no reply: the same tick goes again, and Redis applies it once.
+                let tick = state.applied_tick + 1;
+                warn!(key = %key, redis = %self.redis, %error, outcome = "unknown", tick,
+                      "tick sent but not answered: outcome unknown; it is sent again, and Redis applies it at most once");
+            } else {
+                // Sent, and no reply: Redis may or may not have applied it. Never resend.
+                state.must_ping = true;
+                warn!(key = %key, redis = %self.redis, %error, outcome = "unknown",
+                      "INCR sent but not answered: outcome unknown; no INCR until Redis answers a PING");
+            }
         }
     }
 
@@ -379,6 +490,14 @@ impl Worker {
             warn!(error = %err, "cannot record progress for the health check");
         }
     }
+}
+
+/// A tick Redis answered: the count, what was applied, and the replicas that acknowledged
+/// it when `WAIT` went with it.
+struct Counted {
+    count: i64,
+    applied: Applied,
+    acknowledged: Option<i64>,
 }
 
 /// Logs which server the sentinels named as master `name`: at `info` when it changed

@@ -93,6 +93,16 @@ pub fn wait_timeout(raw: &str) -> Result<Duration, ValueError> {
     )
 }
 
+/// How long a worker's record outlives its last tick: from 1 s to 30 days.
+pub fn record_ttl(raw: &str) -> Result<Duration, ValueError> {
+    let ttl = duration(raw, "1h or 30m")?;
+    within(
+        ttl,
+        (Duration::from_secs(1), "1s"),
+        (Duration::from_secs(30 * 24 * 60 * 60), "30 days"),
+    )
+}
+
 /// A human duration (`250ms`, `2s`, `1m`); `examples` show the form in the error.
 fn duration(raw: &str, examples: &'static str) -> Result<Duration, ValueError> {
     humantime::parse_duration(raw.trim()).map_err(|err| ValueError::NotADuration(err, examples))

@@ -162,18 +162,21 @@ pub fn is_reply_error(err: &RedisError) -> bool {
 
 /// True for a refusal in [`WRONG_NODE_CODES`], also inside a pipeline's reply.
 pub fn names_wrong_node(err: &RedisError) -> bool {
+    has_reply_code(err, &WRONG_NODE_CODES)
+}
+
+/// True when Redis refused with one of `codes`, also as one item of a pipeline's reply
+/// (the tick's command with `WAIT`).
+pub fn has_reply_code(err: &RedisError, codes: &[&str]) -> bool {
     if !is_reply_error(err) {
         return false;
     }
     if let Some(code) = err.code() {
-        return WRONG_NODE_CODES.contains(&code);
+        return codes.contains(&code);
     }
-    // A pipeline's error (`INCR` + `WAIT`) has a code for each of its items.
-    err.clone().into_server_errors().is_some_and(|items| {
-        items
-            .iter()
-            .any(|(_, item)| WRONG_NODE_CODES.contains(&item.code()))
-    })
+    err.clone()
+        .into_server_errors()
+        .is_some_and(|items| items.iter().any(|(_, item)| codes.contains(&item.code())))
 }
 
 /// `err` for a log line: Redis's own error code first (`READONLY …`, `WRONGTYPE …`),
