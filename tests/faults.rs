@@ -14,7 +14,7 @@ use std::process::{Child, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::monitor::{Monitor, Seen};
+use support::monitor::{Monitor, Seen, TICK};
 use support::net::{CountingListener, IdleCutoff, SlowReplies};
 use support::{
     PATIENCE, RedisServer, Worker, output_within, send_signal, wait_within, worker_command,
@@ -227,7 +227,7 @@ fn a_connection_used_within_half_a_second_goes_straight_to_the_incr() {
     let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "250ms")]);
     worker.wait_for_count(1);
     let monitor = redis.monitor();
-    let incrs = monitor.wait_for("INCR", 5, PATIENCE);
+    let incrs = monitor.wait_for(TICK, 5, PATIENCE);
     let pings = monitor.named("PING");
     assert!(
         pings.is_empty(),
@@ -264,7 +264,7 @@ fn client_kill_costs_no_tick_below_the_idle_ping() {
     let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "250ms")]);
     worker.wait_for_count(2);
     let monitor = redis.monitor();
-    let last = monitor.wait_for("INCR", 1, PATIENCE).remove(0);
+    let last = monitor.wait_for(TICK, 1, PATIENCE).remove(0);
     let counted = last.at;
     // By address: a TYPE normal kill would take the MONITOR connection with it.
     let killed: i64 = redis.query(
@@ -274,7 +274,7 @@ fn client_kill_costs_no_tick_below_the_idle_ping() {
             .arg(&last.client),
     );
     assert_eq!(killed, 1, "the worker's connection was not killed");
-    let next = monitor.wait_for("INCR", 2, PATIENCE)[1].at;
+    let next = monitor.wait_for(TICK, 2, PATIENCE)[1].at;
     // The next tick is 250 ms after the last; a lost one (an INCR of unknown outcome, then
     // a PING and an interval) would make it 750 ms or more.
     let gap = next - counted;
@@ -440,12 +440,16 @@ fn assert_ping_came_first(monitor: &Monitor, interval: Duration) {
 }
 
 #[test]
-fn a_freeze_shorter_than_the_reply_timeout_is_followed_by_a_ping_first() {
+fn counting_at_most_once_a_freeze_shorter_than_the_reply_timeout_is_followed_by_a_ping_first() {
     // Redis resumes the moment the worker gives up on the INCR: the new connection's
     // handshake succeeds, and only the PING stands between it and a second INCR.
     let redis = RedisServer::start();
     let url = redis.url();
-    let worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", "100ms")]);
+    let worker = Worker::start(&[
+        ("REDIS_URL", &url),
+        ("INTERVAL", "100ms"),
+        ("COUNTING", "at-most-once"),
+    ]);
     worker.wait_for_count(2);
     let monitor = redis.monitor();
     monitor.wait_for("INCR", 1, PATIENCE);
@@ -466,13 +470,14 @@ fn a_freeze_shorter_than_the_reply_timeout_is_followed_by_a_ping_first() {
 }
 
 #[test]
-fn a_frozen_redis_leaves_at_most_one_incr_of_unknown_outcome_and_says_what_became_of_it() {
+fn counting_at_most_once_a_frozen_redis_leaves_one_incr_of_unknown_outcome_never_resent() {
     let redis = RedisServer::start();
     let url = redis.url();
     let mut worker = Worker::start(&[
         ("REDIS_URL", &url),
         ("INTERVAL", "100ms"),
         ("LOG_FORMAT", "json"),
+        ("COUNTING", "at-most-once"),
     ]);
     worker.wait_for_line(&[r#""count":3,"#]);
     let monitor = redis.monitor();
@@ -656,7 +661,7 @@ fn incrs_behind_slow_replies(delay_ms: u64, interval: &str, count: usize) -> Vec
     let proxy = SlowReplies::start(redis.port(), Duration::from_millis(delay_ms));
     let url = proxy.url();
     let _worker = Worker::start(&[("REDIS_URL", &url), ("INTERVAL", interval)]);
-    monitor.wait_for("INCR", count, PATIENCE)
+    monitor.wait_for(TICK, count, PATIENCE)
 }
 
 #[test]

@@ -177,12 +177,13 @@ fn idle_connections_dropped_by_redis_cost_no_tick_over_tls() {
 }
 
 #[test]
-fn a_frozen_tls_redis_costs_one_unknown_outcome_never_resent() {
+fn counting_at_most_once_a_frozen_tls_redis_costs_one_unknown_outcome_never_resent() {
     let certificates = Certificates::make();
     let redis = TlsRedis::start(&certificates, ServerCert::Valid, false, &[]);
     let settings = [
         ("REDIS_URL", redis.url("127.0.0.1")),
         ("INTERVAL", FAST.to_owned()),
+        ("COUNTING", "at-most-once".to_owned()),
         certificates.trust_lab_ca(),
     ];
     let mut worker = Worker::start(&env(&settings));

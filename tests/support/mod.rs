@@ -318,6 +318,14 @@ impl Lines {
     }
 }
 
+/// Asserts that `counts`, a worker's logged counts, are `first`, `first + 1`, … each once
+/// and in order, as counting exactly once promises; returns the last.
+pub fn assert_each_count_once(counts: &[i64], first: i64, output: &str) -> i64 {
+    let expected: Vec<i64> = (first..).take(counts.len()).collect();
+    assert_eq!(counts, expected, "counts not logged once each, in order: {output}");
+    *counts.last().expect("at least one count")
+}
+
 /// A running `counter-worker` with a clean environment plus the variables a test gives.
 pub struct Worker {
     child: Child,

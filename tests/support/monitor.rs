@@ -13,6 +13,11 @@ use std::time::{Duration, Instant};
 
 use super::PATIENCE;
 
+/// The name tests use for the command that carries a tick, whatever it is: the script
+/// (`EVALSHA`, or `EVAL` when Redis has not cached it) counting exactly once, `INCR` at most
+/// once; never a command the script itself runs (client `lua`).
+pub const TICK: &str = "TICK";
+
 /// One command as `MONITOR` shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seen {
@@ -27,6 +32,15 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// True when this is the command `name` ([`TICK`] for any command carrying a tick).
+    pub fn is(&self, name: &str) -> bool {
+        if name == TICK {
+            let tick = matches!(self.command.as_str(), "EVALSHA" | "EVAL" | "INCR");
+            return tick && self.client != "lua";
+        }
+        self.command == name
+    }
+
     fn parse(line: &str) -> Option<Self> {
         // +1700000000.123456 [0 127.0.0.1:54321] "INCR" "contador"
         let rest = line.strip_prefix('+')?;
@@ -118,7 +132,7 @@ impl Monitor {
     pub fn named(&self, command: &str) -> Vec<Seen> {
         self.seen()
             .into_iter()
-            .filter(|seen| seen.command == command)
+            .filter(|seen| seen.is(command))
             .collect()
     }
 
@@ -127,7 +141,7 @@ impl Monitor {
     pub fn wait_for(&self, command: &str, count: usize, patience: Duration) -> Vec<Seen> {
         let named = |seen: &[Seen]| -> Vec<Seen> {
             seen.iter()
-                .filter(|seen| seen.command == command)
+                .filter(|seen| seen.is(command))
                 .cloned()
                 .collect()
         };

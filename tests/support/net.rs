@@ -145,3 +145,43 @@ impl IdleCutoff {
         self.cut.load(Ordering::SeqCst)
     }
 }
+
+/// A TCP proxy to the Redis on `upstream` that loses replies on demand: once
+/// [`LostReplies::lose_replies`] is called, each connection open at that moment drops the
+/// next reply Redis sends it and is closed, while the command was executed. A reply lost on
+/// the way back, the case a resend must not count twice.
+pub struct LostReplies {
+    port: u16,
+    opened: Arc<AtomicUsize>,
+    lose_below: Arc<AtomicUsize>,
+}
+
+impl LostReplies {
+    pub fn start(upstream: u16) -> Self {
+        let opened = Arc::new(AtomicUsize::new(0));
+        let lose_below = Arc::new(AtomicUsize::new(0));
+        let (next, cut) = (Arc::clone(&opened), Arc::clone(&lose_below));
+        let port = proxy(upstream, move |requests, replies| {
+            let connection = next.fetch_add(1, Ordering::SeqCst);
+            let cut = Arc::clone(&cut);
+            thread::spawn(move || relay(requests, || true, || {}));
+            let passes = move || connection >= cut.load(Ordering::SeqCst);
+            thread::spawn(move || relay(replies, passes, || {}));
+        });
+        Self {
+            port,
+            opened,
+            lose_below,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        loopback_url(self.port)
+    }
+
+    /// Makes every connection open now lose its next reply; later ones pass.
+    pub fn lose_replies(&self) {
+        let opened = self.opened.load(Ordering::SeqCst);
+        self.lose_below.store(opened, Ordering::SeqCst);
+    }
+}
