@@ -9,9 +9,9 @@
 //! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
 //! each.
 
-use std::convert::Infallible;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -26,7 +26,7 @@ mod source;
 mod value;
 
 pub use source::ConfigError;
-use source::{Checked, Rule, from_env, usage_error};
+use source::{Checked, Rule, from_env};
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
@@ -153,8 +153,6 @@ pub struct ReplicaWait {
 
 impl Config {
     /// Reads the process's command line and environment.
-    ///
-    /// `--help` and `--version` print and exit here, as every CLI does.
     pub fn load() -> Result<Self, ConfigError> {
         Self::from_sources(std::env::args_os(), |name| std::env::var_os(name))
     }
@@ -167,19 +165,19 @@ impl Config {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
         let mut command = Cli::command().mut_args(|arg| arg.global(true).hide_env_values(true));
-        let matches = match command.try_get_matches_from_mut(args) {
-            Err(err) if !err.use_stderr() => err.exit(),
-            matches => matches,
-        };
+        let matches = command.try_get_matches_from_mut(args);
         let cli = matches.and_then(|matches| Cli::from_arg_matches(&matches));
-        let cli = cli.map_err(|err| usage_error(&err))?;
+        let cli = cli.map_err(ConfigError::usage)?;
         Ok(Self {
             redis: redis_target(cli.redis_url, &env)?,
             key: cli.key.value?,
             interval: cli.interval.value?,
             log_format: cli.log_format.value?,
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
-            replica_wait: ReplicaWait::new(cli.wait_replicas.value?, cli.wait_timeout.value?),
+            replica_wait: match (cli.wait_replicas.value?, cli.wait_timeout.value?) {
+                (0, _) => None,
+                (replicas, timeout) => Some(ReplicaWait { replicas, timeout }),
+            },
             health_file: cli.health_file.value?,
             key_setting: cli.key.setting,
             command: cli.command.unwrap_or(Command::Run),
@@ -187,26 +185,27 @@ impl Config {
     }
 }
 
-impl ReplicaWait {
-    /// Waiting for `replicas` up to `timeout`; `None` for 0 replicas, which sends no `WAIT`.
-    fn new(replicas: u32, timeout: Duration) -> Option<Self> {
-        (replicas > 0).then_some(Self { replicas, timeout })
-    }
-}
-
-/// The Redis target `--redis-url` names, with the password files and TLS files that only
-/// the environment gives, each read and checked before the URL.
+/// The Redis target `--redis-url` names, with the password and TLS files that only the
+/// environment gives, each read and checked before the URL; a file that cannot be used
+/// names its own setting.
 fn redis_target(
     url: Checked<String>,
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<RedisTarget, ConfigError> {
-    let password = from_env(env, "REDIS_PASSWORD_FILE", setting_file::read_password)?;
-    let sentinel_password = from_env(
-        env,
-        "REDIS_SENTINEL_PASSWORD_FILE",
-        setting_file::read_password,
-    )?;
-    let tls = tls_settings(env)?;
+    let password_file = |name| from_env(env, name, setting_file::read_password);
+    let password = password_file("REDIS_PASSWORD_FILE")?;
+    let sentinel_password = password_file("REDIS_SENTINEL_PASSWORD_FILE")?;
+    let path = |name| from_env(env, name, String::from_str);
+    let (ca, cert, key) = (
+        path(tls::CA_FILE_ENV)?,
+        path(tls::CERT_FILE_ENV)?,
+        path(tls::KEY_FILE_ENV)?,
+    );
+    let tls = TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
+        setting: err.setting.to_owned(),
+        reason: err.to_string(),
+        value: err.path,
+    })?;
     let settings = TargetSettings {
         password: password.as_deref(),
         sentinel_password: sentinel_password.as_deref(),
@@ -217,24 +216,6 @@ fn redis_target(
         setting: url.setting,
         value: redact(&text),
         reason: err.to_string(),
-    })
-}
-
-/// The TLS files' settings, read and checked; `None` when none is set. Each path is read
-/// as any environment-only setting is, and a file that cannot be used names its setting.
-fn tls_settings(
-    env: &impl Fn(&str) -> Option<OsString>,
-) -> Result<Option<TlsSettings>, ConfigError> {
-    let path = |name| from_env(env, name, |path| Ok::<_, Infallible>(path.to_owned()));
-    let (ca, cert, key) = (
-        path(tls::CA_FILE_ENV)?,
-        path(tls::CERT_FILE_ENV)?,
-        path(tls::KEY_FILE_ENV)?,
-    );
-    TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
-        setting: err.setting.to_owned(),
-        reason: err.to_string(),
-        value: err.path,
     })
 }
 
