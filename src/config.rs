@@ -1,13 +1,10 @@
 //! Configuration: each setting comes from a flag or its environment variable (the flag
 //! wins), and everything is validated before the worker opens a single connection.
 //!
-//! clap owns the names, the environment variables, the help and the subcommand; each flag's
-//! rule is its `value_parser`, which keeps a refusal rather than let clap echo the value (a
-//! URL may hold a password). A bad value becomes one [`ConfigError`] line that names the
-//! setting the way the user gave it (`--interval` or `INTERVAL`) and echoes the value, with
-//! any password masked. A setting that only the environment holds (a file with a secret,
-//! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
-//! each.
+//! clap owns the names, the variables, the help and the subcommand; each flag's rule is its
+//! `value_parser`. A bad value becomes one [`ConfigError`] line naming the setting as the
+//! user gave it, password masked. A setting only the environment holds (a file with a
+//! secret, `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: a line in each.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -134,11 +131,9 @@ pub struct Config {
     pub log_filter: Targets,
     /// Replica acknowledgements to wait for after each `INCR`; `None` for none.
     pub replica_wait: Option<ReplicaWait>,
-    /// Where the worker records its progress and the health check reads it; `None`
-    /// when switched off.
+    /// Where the worker records its progress for the health check; `None` when off.
     pub health_file: Option<PathBuf>,
-    /// The key's setting as the user gave it (`--key` or `COUNTER_KEY`), for an error
-    /// about the key found after the configuration was read (`acl-rule`'s).
+    /// The key's setting as given (`--key` or `COUNTER_KEY`), for `acl-rule`'s refusal.
     pub key_setting: String,
 }
 

@@ -107,8 +107,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
     }
 }
 
-/// The setting `name` that only the environment holds, parsed; unset is the same as
-/// empty.
+/// The setting `name` that only the environment holds, parsed; unset is empty.
 pub fn from_env<T, E: fmt::Display>(
     env: &impl Fn(&str) -> Option<OsString>,
     name: &str,
