@@ -105,8 +105,7 @@ pub enum Command {
     /// Exit 0 when the worker beside it is counting, 1 when it is frozen or stuck; with no
     /// live worker, PING Redis (2 s deadline); for container healthchecks
     Healthcheck,
-    /// Print the ACL rule Redis must grant this worker with these settings, for `ACL
-    /// SETUSER` or an ACL file: `ACL SETUSER counter on >PASSWORD <rule>`
+    /// Print the ACL rule Redis must grant this worker (help in `about`, without code spans)
     #[command(
         about = "Print the ACL rule Redis must grant this worker with these settings, for ACL \
                  SETUSER or an ACL file: ACL SETUSER counter on >PASSWORD <rule>"

@@ -46,7 +46,7 @@ impl ConfigError {
     /// The first line of clap's message ("unexpected argument '--x' found"), without its
     /// "error: " prefix and usage block, so every configuration error is one line. `--help`
     /// and `--version` are no errors: they print and exit here, as every CLI does.
-    pub fn usage(err: Error) -> Self {
+    pub(super) fn usage(err: Error) -> Self {
         if !err.use_stderr() {
             err.exit();
         }
