@@ -129,6 +129,7 @@ fn parse<T, E: fmt::Display>(
         Some(text) => parse_text(text).map_err(|err| err.to_string()),
         None => Err("not valid UTF-8".to_owned()),
     };
+    // Shown only when refused: a value that passes is shown by what it became.
     parsed.map_err(|reason| ConfigError::Invalid {
         setting,
         value: shown(&raw.to_string_lossy()),
