@@ -1,17 +1,14 @@
 //! Configuration: each setting comes from a flag or its environment variable (the flag
 //! wins), and everything is validated before the worker opens a single connection.
 //!
-//! clap owns the names, the environment variables, the help and the subcommand; each flag's
-//! rule is its `value_parser`, which keeps a refusal rather than let clap echo the value (a
-//! URL may hold a password). A bad value becomes one [`ConfigError`] line that names the
-//! setting the way the user gave it (`--interval` or `INTERVAL`) and echoes the value, with
-//! any password masked. A setting that only the environment holds (a file with a secret,
-//! `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: adding one is a line in
-//! each.
+//! clap owns the names, the variables, the help and the subcommand; each flag's rule is its
+//! `value_parser`. A bad value becomes one [`ConfigError`] line naming the setting as the
+//! user gave it, password masked. A setting only the environment holds (a file with a
+//! secret, `RUST_LOG`) is read by `from_env` and listed in `AFTER_HELP`: a line in each.
 
-use std::convert::Infallible;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -26,7 +23,7 @@ mod source;
 mod value;
 
 pub use source::ConfigError;
-use source::{Checked, Rule, from_env, usage_error};
+use source::{Checked, Rule, from_env};
 
 /// Where the worker records its progress unless `HEALTH_FILE` says otherwise.
 const DEFAULT_HEALTH_FILE: &str = "/run/counter-worker/health";
@@ -103,8 +100,8 @@ struct Cli {
     #[arg(value_parser = Rule(value::one_of::<CountingMode>, str::to_owned))]
     counting: Checked<CountingMode>,
 
-    /// How long a worker's record outlives its last tick, e.g. 1h; at least 10 intervals
-    /// [default: 1h, or 10 intervals if longer]
+    /// How long a worker's record outlives its last tick, e.g. 1h; at least 10 intervals;
+    /// by default 1h, or 10 intervals if longer
     #[arg(long, env = "RECORD_TTL")]
     #[arg(allow_hyphen_values = true, value_parser = Rule(value::record_ttl, str::to_owned))]
     record_ttl: Option<Checked<Duration>>,
@@ -124,8 +121,7 @@ pub enum Command {
     /// Exit 0 when the worker beside it is counting, 1 when it is frozen or stuck; with no
     /// live worker, PING Redis (2 s deadline); for container healthchecks
     Healthcheck,
-    /// Print the ACL rule Redis must grant this worker with these settings, for `ACL
-    /// SETUSER` or an ACL file: `ACL SETUSER counter on >PASSWORD <rule>`
+    /// Print the ACL rule Redis must grant this worker (help in `about`, without code spans)
     #[command(
         about = "Print the ACL rule Redis must grant this worker with these settings, for ACL \
                  SETUSER or an ACL file: ACL SETUSER counter on >PASSWORD <rule>"
@@ -171,11 +167,9 @@ pub struct Config {
     pub replica_wait: Option<ReplicaWait>,
     /// Exactly once, with the record's lifetime, or at most once.
     pub counting: Counting,
-    /// Where the worker records its progress and the health check reads it; `None`
-    /// when switched off.
+    /// Where the worker records its progress for the health check; `None` when off.
     pub health_file: Option<PathBuf>,
-    /// The key's setting as the user gave it (`--key` or `COUNTER_KEY`), for an error
-    /// about the key found after the configuration was read (`acl-rule`'s).
+    /// The key's setting as given (`--key` or `COUNTER_KEY`), for `acl-rule`'s refusal.
     pub key_setting: String,
 }
 
@@ -190,8 +184,6 @@ pub struct ReplicaWait {
 
 impl Config {
     /// Reads the process's command line and environment.
-    ///
-    /// `--help` and `--version` print and exit here, as every CLI does.
     pub fn load() -> Result<Self, ConfigError> {
         Self::from_sources(std::env::args_os(), |name| std::env::var_os(name))
     }
@@ -204,12 +196,9 @@ impl Config {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
         let mut command = Cli::command().mut_args(|arg| arg.global(true).hide_env_values(true));
-        let matches = match command.try_get_matches_from_mut(args) {
-            Err(err) if !err.use_stderr() => err.exit(),
-            matches => matches,
-        };
+        let matches = command.try_get_matches_from_mut(args);
         let cli = matches.and_then(|matches| Cli::from_arg_matches(&matches));
-        let cli = cli.map_err(|err| usage_error(&err))?;
+        let cli = cli.map_err(ConfigError::usage)?;
         let interval = cli.interval.value?;
         let config = Self {
             redis: redis_target(cli.redis_url, &env)?,
@@ -217,7 +206,10 @@ impl Config {
             interval,
             log_format: cli.log_format.value?,
             log_filter: from_env(&env, "RUST_LOG", logging::parse_filter)?,
-            replica_wait: ReplicaWait::new(cli.wait_replicas.value?, cli.wait_timeout.value?),
+            replica_wait: match (cli.wait_replicas.value?, cli.wait_timeout.value?) {
+                (0, _) => None,
+                (replicas, timeout) => Some(ReplicaWait { replicas, timeout }),
+            },
             counting: counting(cli.counting.value?, cli.record_ttl, interval)?,
             health_file: cli.health_file.value?,
             key_setting: cli.key.setting,
@@ -242,13 +234,6 @@ impl Config {
                      {counter}, or count at most once"
                 .to_owned(),
         })
-    }
-}
-
-impl ReplicaWait {
-    /// Waiting for `replicas` up to `timeout`; `None` for 0 replicas, which sends no `WAIT`.
-    fn new(replicas: u32, timeout: Duration) -> Option<Self> {
-        (replicas > 0).then_some(Self { replicas, timeout })
     }
 }
 
@@ -291,19 +276,27 @@ fn counting(
     }
 }
 
-/// The Redis target `--redis-url` names, with the password files and TLS files that only
-/// the environment gives, each read and checked before the URL.
+/// The Redis target `--redis-url` names, with the password and TLS files that only the
+/// environment gives, each read and checked before the URL; a file that cannot be used
+/// names its own setting.
 fn redis_target(
     url: Checked<String>,
     env: &impl Fn(&str) -> Option<OsString>,
 ) -> Result<RedisTarget, ConfigError> {
-    let password = from_env(env, "REDIS_PASSWORD_FILE", setting_file::read_password)?;
-    let sentinel_password = from_env(
-        env,
-        "REDIS_SENTINEL_PASSWORD_FILE",
-        setting_file::read_password,
-    )?;
-    let tls = tls_settings(env)?;
+    let password_file = |name| from_env(env, name, setting_file::read_password);
+    let password = password_file("REDIS_PASSWORD_FILE")?;
+    let sentinel_password = password_file("REDIS_SENTINEL_PASSWORD_FILE")?;
+    let path = |name| from_env(env, name, String::from_str);
+    let (ca, cert, key) = (
+        path(tls::CA_FILE_ENV)?,
+        path(tls::CERT_FILE_ENV)?,
+        path(tls::KEY_FILE_ENV)?,
+    );
+    let tls = TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
+        setting: err.setting.to_owned(),
+        reason: err.to_string(),
+        value: err.path,
+    })?;
     let settings = TargetSettings {
         password: password.as_deref(),
         sentinel_password: sentinel_password.as_deref(),
@@ -314,24 +307,6 @@ fn redis_target(
         setting: url.setting,
         value: redact(&text),
         reason: err.to_string(),
-    })
-}
-
-/// The TLS files' settings, read and checked; `None` when none is set. Each path is read
-/// as any environment-only setting is, and a file that cannot be used names its setting.
-fn tls_settings(
-    env: &impl Fn(&str) -> Option<OsString>,
-) -> Result<Option<TlsSettings>, ConfigError> {
-    let path = |name| from_env(env, name, |path| Ok::<_, Infallible>(path.to_owned()));
-    let (ca, cert, key) = (
-        path(tls::CA_FILE_ENV)?,
-        path(tls::CERT_FILE_ENV)?,
-        path(tls::KEY_FILE_ENV)?,
-    );
-    TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
-        setting: err.setting.to_owned(),
-        reason: err.to_string(),
-        value: err.path,
     })
 }
 

@@ -120,7 +120,11 @@ fn flushall_while_counting_resurrects_nothing_and_says_so_once() {
     assert_eq!(output.matches("holds no record").count(), 1, "{output}");
     assert!(!output.contains("lost"), "{output}");
     let counts = worker.counts();
-    let restart = counts.windows(2).position(|pair| pair[1] <= pair[0]).unwrap() + 1;
+    let restart = counts
+        .windows(2)
+        .position(|pair| pair[1] <= pair[0])
+        .unwrap()
+        + 1;
     assert_each_count_once(&counts[..restart], 1, &output);
     let last = assert_each_count_once(&counts[restart..], 1, &output);
     assert_eq!(redis.counter("contador"), Some(last), "{output}");
@@ -144,7 +148,10 @@ fn a_redis_restarted_from_an_older_file_gets_the_lost_counts_back() {
         .unwrap_or_else(|| panic!("no restored field: {line}"));
     assert!(lost >= 10, "{line}");
     let (_, next) = worker.wait_for_line_after(restored, &["Contador atual: "]);
-    assert!(next.contains(&format!("Contador atual: {} ", saved + lost + 1)), "{next}");
+    assert!(
+        next.contains(&format!("Contador atual: {} ", saved + lost + 1)),
+        "{next}"
+    );
     worker.wait_for_line_after(restored, &["Contador atual: "]);
     stop_and_check(worker, &redis);
 }
@@ -170,7 +177,10 @@ fn three_workers_on_one_key_under_faults_hold_what_they_logged_together() {
         worker.signal(libc::SIGTERM);
         assert_eq!(worker.wait_for_exit().code(), Some(0));
         let counts = worker.counts();
-        assert!(counts.windows(2).all(|pair| pair[0] < pair[1]), "{counts:?}");
+        assert!(
+            counts.windows(2).all(|pair| pair[0] < pair[1]),
+            "{counts:?}"
+        );
         logged += counts.len();
     }
     let logged = i64::try_from(logged).unwrap();
@@ -188,7 +198,11 @@ fn a_flushed_script_cache_costs_no_tick_and_the_script_is_sent_once_a_server() {
     let ticks = monitor.wait_for(TICK, 8, PATIENCE);
     // Each tick is one EVALSHA; the script's source goes at the first tick and after the
     // flush, each time after a NOSCRIPT, on the same tick.
-    let sources: Vec<f64> = ticks.iter().filter(|t| t.command == "EVAL").map(|t| t.at).collect();
+    let sources: Vec<f64> = ticks
+        .iter()
+        .filter(|t| t.command == "EVAL")
+        .map(|t| t.at)
+        .collect();
     assert_eq!(sources.len(), 2, "{ticks:#?}");
     assert!(sources[1] > flushed, "{ticks:#?}");
     let evalshas = ticks.iter().filter(|t| t.command == "EVALSHA").count();
@@ -211,8 +225,15 @@ fn counting_at_most_once_sends_a_plain_incr_and_keeps_no_record() {
         ("COUNTING", "at-most-once"),
     ]);
     worker.wait_for_count(3);
-    let commands: Vec<String> = monitor.seen().into_iter().map(|seen| seen.command).collect();
-    assert!(commands.iter().all(|c| c != "EVALSHA" && c != "EVAL"), "{commands:?}");
+    let commands: Vec<String> = monitor
+        .seen()
+        .into_iter()
+        .map(|seen| seen.command)
+        .collect();
+    assert!(
+        commands.iter().all(|c| c != "EVALSHA" && c != "EVAL"),
+        "{commands:?}"
+    );
     assert!(commands.iter().any(|c| c == "INCR"), "{commands:?}");
     let keys: Vec<String> = redis.query(redis::cmd("KEYS").arg("*"));
     assert_eq!(keys, ["contador"]);

@@ -1,7 +1,6 @@
 //! How a setting's raw value becomes a checked one, or the one line that says why not:
-//! decoded as UTF-8, checked by the setting's rule, and named the way the user gave it
-//! (`--interval` or `INTERVAL`), with the value shown through a mask where it may hold a
-//! password.
+//! decoded as UTF-8, checked by its rule, named the way the user gave it (`--interval` or
+//! `INTERVAL`), and shown through a mask where it may hold a password.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
@@ -43,6 +42,20 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// The first line of clap's message ("unexpected argument '--x' found"), without its
+    /// "error: " prefix and usage block, so every configuration error is one line. `--help`
+    /// and `--version` are no errors: they print and exit here, as every CLI does.
+    pub(super) fn usage(err: Error) -> Self {
+        if !err.use_stderr() {
+            err.exit();
+        }
+        let rendered = err.render().to_string();
+        let line = rendered.lines().next().unwrap_or_default();
+        Self::Usage(line.strip_prefix("error: ").unwrap_or(line).to_owned())
+    }
+}
+
 /// A flag's value as its rule left it, with the setting's name as the user gave it.
 #[derive(Debug, Clone)]
 pub struct Checked<T> {
@@ -61,8 +74,6 @@ pub struct Rule<T>(
     pub fn(&str) -> String,
 );
 
-// `parse_ref_` is the entry that knows where the value came from; `parse_ref` is for a
-// caller that does not say.
 impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
     type Value = Checked<T>;
 
@@ -75,6 +86,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
         self.parse_ref_(cmd, arg, raw, ValueSource::CommandLine)
     }
 
+    // The entry that knows where the value came from, and so the setting's name.
     fn parse_ref_(
         &self,
         _: &Command,
@@ -95,8 +107,7 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
     }
 }
 
-/// The setting `name` that only the environment holds, parsed; unset is the same as
-/// empty.
+/// The setting `name` that only the environment holds, parsed; unset is empty.
 pub fn from_env<T, E: fmt::Display>(
     env: &impl Fn(&str) -> Option<OsString>,
     name: &str,
@@ -124,12 +135,4 @@ fn parse<T, E: fmt::Display>(
         value: shown(&raw.to_string_lossy()),
         reason,
     })
-}
-
-/// Keeps the first line of clap's message ("unexpected argument '--x' found"), without
-/// its "error: " prefix and usage block, so every configuration error is one line.
-pub fn usage_error(err: &clap::Error) -> ConfigError {
-    let rendered = err.render().to_string();
-    let line = rendered.lines().next().unwrap_or_default();
-    ConfigError::Usage(line.strip_prefix("error: ").unwrap_or(line).to_owned())
 }

@@ -96,6 +96,26 @@ fn rejects_an_interval_over_a_day() {
 }
 
 #[test]
+fn the_interval_and_the_wait_timeout_share_the_1ms_floor_and_name_their_own_ceiling() {
+    for (args, expected) in [
+        (
+            ["--interval", "500us"],
+            r#"invalid --interval "500us": must be at least 1ms"#,
+        ),
+        (
+            ["--wait-timeout", "0s"],
+            r#"invalid --wait-timeout "0s": must be at least 1ms"#,
+        ),
+        (
+            ["--wait-timeout", "61s"],
+            r#"invalid --wait-timeout "61s": must be at most 1 minute"#,
+        ),
+    ] {
+        assert_eq!(rejection(&args, &[]), expected);
+    }
+}
+
+#[test]
 fn rejects_an_interval_that_is_not_a_duration() {
     for raw in ["fast", "2", "-1s", ""] {
         let message = rejection(&["--interval", raw], &[]);

@@ -1,21 +1,22 @@
-//! Each setting's own rule: the text of a key, an interval, a `WAIT` count and timeout, a
-//! choice among names, each turned into its value or refused for a reason that is a
-//! variant of [`ValueError`].
+//! Each setting's own rule: a key, an interval, a `WAIT` count and timeout, a choice of
+//! names, each turned into its value or refused for a reason that is a [`ValueError`].
 
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::ValueEnum;
+use humantime::format_duration;
 
 /// The longest accepted interval; anything longer is almost certainly a typo.
 pub const MAX_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The shortest accepted interval: below it the worker would only load Redis.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
+/// The shortest interval or `WAIT` timeout: below it the worker would only load Redis, and
+/// `WAIT` with 0 would block forever.
+const MIN_DURATION: Duration = Duration::from_millis(1);
 
 /// The longest `WAIT` timeout: a tick must end, whatever the replicas do.
-pub const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
+const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a setting's text is refused; `Display` is the reason a person reads after the
 /// setting's name and value.
@@ -27,8 +28,8 @@ pub enum ValueError {
     NotADuration(humantime::DurationError, &'static str),
     /// An interval of zero.
     Zero,
-    /// Shorter than the bound, given in words.
-    BelowMin(&'static str),
+    /// Shorter than [`MIN_DURATION`].
+    BelowMin,
     /// Longer than the bound, given in words.
     AboveMax(&'static str),
     /// Not a whole number of replicas.
@@ -45,7 +46,7 @@ impl fmt::Display for ValueError {
                 write!(f, "not a duration ({err}); write it like {examples}")
             }
             Self::Zero => f.write_str("must be greater than zero"),
-            Self::BelowMin(min) => write!(f, "must be at least {min}"),
+            Self::BelowMin => write!(f, "must be at least {}", format_duration(MIN_DURATION)),
             Self::AboveMax(max) => write!(f, "must be at most {max}"),
             Self::NotAReplicaCount => f.write_str("must be a whole number of replicas, 0 or more"),
             Self::NotOneOf(names) => write!(f, "must be {}", names.join(" or ")),
@@ -62,19 +63,17 @@ pub fn optional_path(raw: &str) -> Result<Option<PathBuf>, ValueError> {
 
 /// The key to `INCR`: any text but the empty one.
 pub fn key(raw: &str) -> Result<String, ValueError> {
-    if raw.is_empty() {
-        return Err(ValueError::EmptyKey);
-    }
-    Ok(raw.to_owned())
+    (!raw.is_empty())
+        .then(|| raw.to_owned())
+        .ok_or(ValueError::EmptyKey)
 }
 
 /// The time between ticks: from 1 ms to a day.
 pub fn interval(raw: &str) -> Result<Duration, ValueError> {
-    let interval = duration(raw, "250ms, 2s or 1m")?;
-    if interval.is_zero() {
-        return Err(ValueError::Zero);
+    match duration(raw, "250ms, 2s or 1m")? {
+        Duration::ZERO => Err(ValueError::Zero),
+        interval => within(interval, (MAX_INTERVAL, "1 day")),
     }
-    within(interval, (MIN_INTERVAL, "1ms"), (MAX_INTERVAL, "1 day"))
 }
 
 /// How many replicas must acknowledge each `INCR`: 0 or more.
@@ -82,25 +81,18 @@ pub fn replicas(raw: &str) -> Result<u32, ValueError> {
     raw.trim().parse().map_err(|_| ValueError::NotAReplicaCount)
 }
 
-/// How long Redis waits for them: from 1 ms (`WAIT` with 0 would block forever) to a
-/// minute.
+/// How long Redis waits for them: from 1 ms to a minute.
 pub fn wait_timeout(raw: &str) -> Result<Duration, ValueError> {
-    let timeout = duration(raw, "500ms or 1s")?;
     within(
-        timeout,
-        (MIN_INTERVAL, "1ms"),
+        duration(raw, "500ms or 1s")?,
         (MAX_WAIT_TIMEOUT, "1 minute"),
     )
 }
 
-/// How long a worker's record outlives its last tick: from 1 s to 30 days.
+/// How long a worker's record outlives its last tick: up to 30 days.
 pub fn record_ttl(raw: &str) -> Result<Duration, ValueError> {
-    let ttl = duration(raw, "1h or 30m")?;
-    within(
-        ttl,
-        (Duration::from_secs(1), "1s"),
-        (Duration::from_secs(30 * 24 * 60 * 60), "30 days"),
-    )
+    let thirty_days = Duration::from_secs(30 * 24 * 60 * 60);
+    within(duration(raw, "1h or 30m")?, (thirty_days, "30 days"))
 }
 
 /// A human duration (`250ms`, `2s`, `1m`); `examples` show the form in the error.
@@ -108,29 +100,22 @@ fn duration(raw: &str, examples: &'static str) -> Result<Duration, ValueError> {
     humantime::parse_duration(raw.trim()).map_err(|err| ValueError::NotADuration(err, examples))
 }
 
-/// `duration` when it lies between the bounds, each given with its words for a person.
+/// `duration` when it lies between [`MIN_DURATION`] and `max`, which `shown` words.
 fn within(
     duration: Duration,
-    (min, min_shown): (Duration, &'static str),
-    (max, max_shown): (Duration, &'static str),
+    (max, shown): (Duration, &'static str),
 ) -> Result<Duration, ValueError> {
-    if duration < min {
-        return Err(ValueError::BelowMin(min_shown));
+    match duration {
+        short if short < MIN_DURATION => Err(ValueError::BelowMin),
+        long if long > max => Err(ValueError::AboveMax(shown)),
+        fitting => Ok(fitting),
     }
-    if duration > max {
-        return Err(ValueError::AboveMax(max_shown));
-    }
-    Ok(duration)
 }
 
 /// One of the names clap knows for `T`'s variants (`text`, `json`).
 pub fn one_of<T: ValueEnum>(raw: &str) -> Result<T, ValueError> {
     T::from_str(raw, false).map_err(|_| {
-        let names = T::value_variants()
-            .iter()
-            .filter_map(ValueEnum::to_possible_value)
-            .map(|value| format!("{:?}", value.get_name()))
-            .collect();
-        ValueError::NotOneOf(names)
+        let names = T::value_variants().iter().filter_map(T::to_possible_value);
+        ValueError::NotOneOf(names.map(|name| format!("{:?}", name.get_name())).collect())
     })
 }

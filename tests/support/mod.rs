@@ -322,7 +322,10 @@ impl Lines {
 /// and in order, as counting exactly once promises; returns the last.
 pub fn assert_each_count_once(counts: &[i64], first: i64, output: &str) -> i64 {
     let expected: Vec<i64> = (first..).take(counts.len()).collect();
-    assert_eq!(counts, expected, "counts not logged once each, in order: {output}");
+    assert_eq!(
+        counts, expected,
+        "counts not logged once each, in order: {output}"
+    );
     *counts.last().expect("at least one count")
 }
 
