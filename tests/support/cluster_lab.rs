@@ -228,9 +228,27 @@ impl ClusterLab {
     }
 
     /// Moves `key`'s slot from its primary to another one the way `redis-cli --cluster
-    /// reshard` does, calling `between` after the key has moved and before the slot's new
-    /// owner is announced: the window in which the old owner answers `ASK`.
+    /// reshard` does, every key of the slot in one `MIGRATE` (the counter and the
+    /// worker's records beside it), calling `between` after the keys have moved and before
+    /// the slot's new owner is announced: the window in which the old owner answers `ASK`.
     pub fn migrate_slot_of(&self, key: &str, between: impl FnOnce()) -> u16 {
+        let mut between = Some(between);
+        self.migrate_slot_in_batches(key, usize::MAX, |all_moved| {
+            if all_moved {
+                between.take().expect("called once all keys moved")();
+            }
+        })
+    }
+
+    /// Like [`Self::migrate_slot_of`], moving at most `batch` keys of the slot per `MIGRATE`
+    /// (as `redis-cli --cluster reshard --cluster-pipeline` does), `key` first, and calling
+    /// `after_batch` after each, with whether every key has moved.
+    pub fn migrate_slot_in_batches(
+        &self,
+        key: &str,
+        batch: usize,
+        mut after_batch: impl FnMut(bool),
+    ) -> u16 {
         let slot = self.slot_of(key);
         let source_port = self.owner_of(key);
         let topology = self.topology();
@@ -268,15 +286,27 @@ impl ClusterLab {
             Some(index) if !self.tls_ports.is_empty() => self.tls_ports[index],
             _ => target_port,
         };
-        let _: () = source.query(
-            redis::cmd("MIGRATE")
-                .arg("127.0.0.1")
-                .arg(migrate_port)
-                .arg(key)
-                .arg(0)
-                .arg(5000),
+        let mut keys: Vec<String> = source.query(
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(1000),
         );
-        between();
+        keys.sort_by_key(|other| other != key);
+        let batches: Vec<&[String]> = keys.chunks(batch).collect();
+        for (index, keys) in batches.iter().enumerate() {
+            let _: () = source.query(
+                redis::cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(migrate_port)
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("KEYS")
+                    .arg(*keys),
+            );
+            after_batch(index + 1 == batches.len());
+        }
         // As `redis-cli --cluster reshard` does: the new owner first, then every primary.
         setslot(target, "NODE", &id_of(target_port));
         for primary in topology.iter().filter(|node| node.primary && !node.failed) {
