@@ -1,9 +1,10 @@
 //! Redis Cluster: three primaries and three replicas on loopback, real processes joined by
 //! `redis-cli --cluster create`. The worker finds the key's primary through the cluster's
 //! redirects and rides a failover and a resharding of the key's slot. Counting exactly
-//! once (the default), its record moves with the counter and each tick is applied once;
-//! counting at most once, an `INCR` is never sent twice: Redis's value is the logged
-//! counts plus the applied unknowns.
+//! once (the default), its record moves with the counter and each tick is applied once,
+//! also after a failover to a replica that missed the last ones; counting at most once,
+//! an `INCR` is never sent twice: Redis's value is the logged counts plus the applied
+//! unknowns.
 
 mod support;
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use support::cluster_lab::{CLUSTER_PATIENCE, ClusterLab};
 use support::tls_lab::Certificates;
-use support::{Worker, fast_worker, run_to_exit};
+use support::{Worker, fast_worker, restored_counts, run_to_exit};
 
 const KEY: &str = "contador";
 
@@ -250,6 +251,47 @@ fn a_slot_migrated_one_key_at_a_time_pauses_counting_and_loses_and_doubles_nothi
     assert!(!output.contains(r#"outcome="unknown""#), "{output}");
     assert_eq!(lab.counter(KEY), counts.last().copied(), "{output}");
     assert_record_moved(&lab, &output, from, to);
+}
+
+/// The key's primary fails over to its replica after the replica missed the last counts:
+/// its replication goes through a partition, cut while the primary counts alone for 2 s
+/// (each count acknowledged by 0 of 1 replicas), and then the primary is killed. The
+/// promoted replica gets the lost counts back with the worker's next tick, and each count
+/// is logged once.
+#[test]
+fn a_failover_to_a_replica_that_missed_counts_restores_them_each_logged_once() {
+    let mut lab = ClusterLab::start();
+    let primary = lab.owner_of(KEY);
+    let replica = lab.replica_of(primary);
+    let partition = lab.replication_through_partition(primary);
+    let mut worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
+    worker.wait_for_count(5);
+    partition.cut();
+    let cut_at = worker.line_count();
+    worker.wait_for_line_after(cut_at, &["acknowledged by 0 of 1 replicas"]);
+    thread::sleep(Duration::from_secs(2));
+    let on_primary = lab.node(primary).counter(KEY).unwrap_or_default();
+    let on_replica = lab.counter_on_replica(replica, KEY).unwrap_or_default();
+    assert!(
+        on_replica < on_primary,
+        "the replica holds {on_replica}, the primary {on_primary}: nothing was missed"
+    );
+    lab.node_mut(primary).kill();
+    let promoted = lab.wait_for_new_owner(KEY, partition.port());
+    assert_eq!(promoted, replica);
+    let served = format!("the key's slot is served by 127.0.0.1:{promoted}");
+    let (after, _) = worker.wait_for_line_within(CLUSTER_PATIENCE, cut_at, &[&served]);
+    let (counted, _) = worker.wait_for_line_after(after, &["Contador atual: "]);
+    worker.wait_for_line_after(counted, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, true);
+    let output = worker.output();
+    assert_eq!(counts[0], 1, "{output}");
+    let restored = restored_counts(&output);
+    assert!(
+        restored.len() == 1 && restored[0] > 0,
+        "not one restoration of lost counts: {restored:?}\n{output}"
+    );
+    assert_eq!(lab.counter(KEY), counts.last().copied(), "{output}");
 }
 
 #[test]

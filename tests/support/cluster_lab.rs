@@ -6,9 +6,11 @@
 //! AOF is on, as on every harness Redis. The test's own view of the key (`GET`, who owns its slot) asks the
 //! cluster through `CLUSTER KEYSLOT` and `CLUSTER NODES`, never through the worker's code.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
+use super::net::Partition;
 use super::sentinel_lab::wait_until;
 use super::tls_lab::{Certificates, ServerCert};
 use super::{RedisServer, free_port};
@@ -197,6 +199,70 @@ impl ClusterLab {
     /// The value of `key`, read on the primary that serves it.
     pub fn counter(&self, key: &str) -> Option<i64> {
         self.node(self.owner_of(key)).counter(key)
+    }
+
+    /// The port of the replica of the primary on `primary_port`.
+    pub fn replica_of(&self, primary_port: u16) -> u16 {
+        let primary = primary_port.to_string();
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .find(|node| {
+                let replication = node.info("replication");
+                replication.get("role").map(String::as_str) == Some("slave")
+                    && replication.get("master_port") == Some(&primary)
+            })
+            .map(RedisServer::port)
+            .unwrap_or_else(|| panic!("no replica of the primary on {primary_port}"))
+    }
+
+    /// The value of `key` as the replica on `port` holds it (`READONLY`, then `GET`).
+    pub fn counter_on_replica(&self, port: u16, key: &str) -> Option<i64> {
+        let mut connection = self
+            .node(port)
+            .connection()
+            .expect("connect to the replica");
+        let _: () = redis::cmd("READONLY")
+            .query(&mut connection)
+            .expect("READONLY");
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut connection)
+            .expect("GET on the replica")
+    }
+
+    /// Makes the replica of the primary on `primary_port` replicate through a
+    /// [`Partition`] that cuts it alone. The primary announces the proxy's port to the
+    /// cluster (`cluster-announce-port`), so its replica, and clients that a redirect
+    /// sends there, connect through the proxy; the replica connects from 127.0.0.2
+    /// (`bind-source-addr`, announcing 127.0.0.1 on the cluster bus all the same), the
+    /// only address the partition cuts. Returns the proxy once the replica is in sync
+    /// through it. The primary is known by the proxy's port from then on.
+    pub fn replication_through_partition(&self, primary_port: u16) -> Partition {
+        let replica = self.node(self.replica_of(primary_port));
+        let replica_address = Ipv4Addr::new(127, 0, 0, 2);
+        let partition = Partition::start(primary_port, replica_address.into());
+        let config_set = |node: &RedisServer, name: &str, value: &str| {
+            let _: () = node.query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value));
+        };
+        config_set(replica, "cluster-announce-ip", "127.0.0.1");
+        config_set(replica, "bind-source-addr", &replica_address.to_string());
+        config_set(
+            self.node(primary_port),
+            "cluster-announce-port",
+            &partition.port().to_string(),
+        );
+        let through = partition.port().to_string();
+        wait_until(
+            "the replica in sync through the partition",
+            CLUSTER_PATIENCE,
+            || {
+                let replication = replica.info("replication");
+                replication.get("master_port") == Some(&through)
+                    && replication.get("master_link_status").map(String::as_str) == Some("up")
+            },
+        );
+        partition
     }
 
     /// Waits until a primary other than the one on `old_port` serves `key` and answers as
