@@ -103,9 +103,23 @@ fn a_node_that_answers_ask_is_not_taken_for_the_key_owner() {
         );
         worker.wait_for_line(&["(ASK)"]);
         worker.wait_for_line(&["Contador atual: "]);
-        late = Some(worker);
+        // Counting exactly once, the same ASK leads to TRYAGAIN, and nothing is counted.
+        let exactly_once = fast_worker(&seed, &[("RUST_LOG", "counter_worker=debug")]);
+        exactly_once.wait_for_line(&["(ASK)"]);
+        exactly_once.wait_for_line(&["TRYAGAIN"]);
+        assert!(
+            exactly_once.counts().is_empty(),
+            "{}",
+            exactly_once.output()
+        );
+        late = Some((worker, exactly_once));
     });
-    let late = late.expect("the worker started during the migration");
+    let (late, exactly_once) = late.expect("the workers started during the migration");
+    // Once the slot is settled, the script runs on its new node.
+    exactly_once.wait_for_line(&[&format!(
+        "the key's slot is served by 127.0.0.1:{to} (MOVED)"
+    )]);
+    exactly_once.wait_for_line(&["Contador atual: "]);
     late.wait_for_line(&[&format!(
         "the key's slot is served by 127.0.0.1:{to} (MOVED)"
     )]);
