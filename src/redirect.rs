@@ -23,7 +23,20 @@ use crate::redis::{Cluster, Redirect};
 /// means a cluster that disagrees with itself, and the tick gives up.
 pub const MAX_REDIRECTS: usize = 3;
 
-/// Runs `send` on `connection`, then on the nodes of `cluster` that redirects name;
+/// Where a command goes: to the node taken to serve the key's slot, or to the node an
+/// `ASK` named, after `ASKING`. That node takes one command of the slot per `ASKING`: a
+/// second one (the script's source after `NOSCRIPT`) needs `ASKING` again, or the node
+/// answers `MOVED` back to the node that asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// To the node taken to serve the slot.
+    Served,
+    /// To the node an `ASK` named; `ASKING` was sent just before.
+    Asked,
+}
+
+/// Runs `send` on `connection`, then on the nodes of `cluster` that redirects name, each
+/// time with the [`Route`] it takes;
 /// `extra_reply_time` is what a new connection's reply timeout allows for besides the
 /// standard one, as in [`connection::open`]. A `MOVED` that names a node other than
 /// `key_owner` makes it the new `key_owner`, and so does a node that executes the command
@@ -33,9 +46,9 @@ pub async fn following_redirects<T>(
     connection: &mut Connection,
     key_owner: &mut Option<NodeAddress>,
     extra_reply_time: Duration,
-    send: impl AsyncFn(&mut MultiplexedConnection) -> RedisResult<T>,
+    send: impl AsyncFn(&mut MultiplexedConnection, Route) -> RedisResult<T>,
 ) -> RedisResult<T> {
-    let mut result = send(connection.redis()).await;
+    let mut result = send(connection.redis(), Route::Served).await;
     // Whether `result` came from `connection` (not from an `ASK`'s node of its own).
     let mut on_connection = true;
     for _ in 0..MAX_REDIRECTS {
@@ -52,7 +65,7 @@ pub async fn following_redirects<T>(
                 note_moved_to(key_owner, host, *port);
                 *connection = there;
                 on_connection = true;
-                send(connection.redis()).await
+                send(connection.redis(), Route::Served).await
             }
             Redirect::Ask(..) => {
                 debug!(node = %node_name, "the key's slot is migrating (ASK); sending there once after ASKING");
@@ -61,7 +74,7 @@ pub async fn following_redirects<T>(
                     break;
                 }
                 on_connection = false;
-                send(there.redis()).await
+                send(there.redis(), Route::Asked).await
             }
         };
     }

@@ -36,7 +36,7 @@ use crate::config::{Counting, ReplicaWait};
 use crate::escape::Escaped;
 use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
-use crate::redirect::following_redirects;
+use crate::redirect::{Route, following_redirects};
 use crate::redis::connection::{
     Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
     names_wrong_node,
@@ -296,22 +296,28 @@ impl Worker {
         key_owner: &mut Option<NodeAddress>,
         tick: u64,
     ) -> Result<Counted, RedisError> {
-        let send = async |redis: &mut MultiplexedConnection| self.send_tick(redis, tick).await;
+        let send = async |redis: &mut MultiplexedConnection, route| {
+            self.send_tick(redis, tick, route).await
+        };
         match self.redis.topology() {
             Topology::Cluster(cluster) => {
                 let extra = self.extra_reply_time();
                 following_redirects(cluster, connection, key_owner, extra, send).await
             }
-            Topology::Fixed(_) | Topology::Sentinel(_) => send(connection.redis()).await,
+            Topology::Fixed(_) | Topology::Sentinel(_) => {
+                send(connection.redis(), Route::Served).await
+            }
         }
     }
 
     /// Sends tick `tick`: the script that applies it once, by its cache (`EVALSHA`) and,
-    /// should Redis not have it cached, by its source; or, counting at most once, `INCR`.
+    /// should Redis not have it cached, by its source (after `ASKING` again on the
+    /// [`Route::Asked`]); or, counting at most once, `INCR`.
     async fn send_tick(
         &self,
         redis: &mut MultiplexedConnection,
         tick: u64,
+        route: Route,
     ) -> Result<Counted, RedisError> {
         let Some(record) = &self.record else {
             let (count, acknowledged) = self.send(redis, redis::cmd("INCR").arg(&self.key)).await?;
@@ -326,6 +332,9 @@ impl Worker {
         let (answer, acknowledged) = match self.send(redis, &record.command(tick, true)).await {
             Err(err) if record::is_not_cached(&err) => {
                 debug!("Redis does not have the script cached; sending its source");
+                if route == Route::Asked {
+                    redis::cmd("ASKING").query_async::<()>(redis).await?;
+                }
                 self.send(redis, &record.command(tick, false)).await?
             }
             sent => sent?,

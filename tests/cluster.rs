@@ -1,7 +1,10 @@
 //! Redis Cluster: three primaries and three replicas on loopback, real processes joined by
 //! `redis-cli --cluster create`. The worker finds the key's primary through the cluster's
-//! redirects, rides a failover and a resharding of the key's slot, and never sends an
-//! `INCR` twice: Redis's value is always the logged counts plus the applied unknowns.
+//! redirects and rides a failover and a resharding of the key's slot. Counting exactly
+//! once (the default), its record moves with the counter and each tick is applied once,
+//! also after a failover to a replica that missed the last ones; counting at most once,
+//! an `INCR` is never sent twice: Redis's value is the logged counts plus the applied
+//! unknowns.
 
 mod support;
 
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use support::cluster_lab::{CLUSTER_PATIENCE, ClusterLab};
 use support::tls_lab::Certificates;
-use support::{Worker, fast_worker, run_to_exit};
+use support::{Worker, fast_worker, restored_counts, run_to_exit};
 
 const KEY: &str = "contador";
 
@@ -87,13 +90,36 @@ fn a_node_that_answers_ask_is_not_taken_for_the_key_owner() {
     fast_worker(&seed, &[]).wait_for_count(1);
     let mut late = None;
     let to = lab.migrate_slot_of(KEY, || {
-        // Started with the key migrated and the slot not: its only seed answers ASK.
-        let worker = fast_worker(&seed, &[("RUST_LOG", "counter_worker=debug")]);
+        // Started with the key migrated and the slot not: its only seed answers ASK. With
+        // a plain INCR: a new worker's record exists nowhere yet, and the node importing
+        // the slot refuses a script on keys it holds only some of (TRYAGAIN) until the
+        // migration ends, so only one key can go through the ASK.
+        let worker = fast_worker(
+            &seed,
+            &[
+                ("RUST_LOG", "counter_worker=debug"),
+                ("COUNTING", "at-most-once"),
+            ],
+        );
         worker.wait_for_line(&["(ASK)"]);
         worker.wait_for_line(&["Contador atual: "]);
-        late = Some(worker);
+        // Counting exactly once, the same ASK leads to TRYAGAIN, and nothing is counted.
+        let exactly_once = fast_worker(&seed, &[("RUST_LOG", "counter_worker=debug")]);
+        exactly_once.wait_for_line(&["(ASK)"]);
+        exactly_once.wait_for_line(&["TRYAGAIN"]);
+        assert!(
+            exactly_once.counts().is_empty(),
+            "{}",
+            exactly_once.output()
+        );
+        late = Some((worker, exactly_once));
     });
-    let late = late.expect("the worker started during the migration");
+    let (late, exactly_once) = late.expect("the workers started during the migration");
+    // Once the slot is settled, the script runs on its new node.
+    exactly_once.wait_for_line(&[&format!(
+        "the key's slot is served by 127.0.0.1:{to} (MOVED)"
+    )]);
+    exactly_once.wait_for_line(&["Contador atual: "]);
     late.wait_for_line(&[&format!(
         "the key's slot is served by 127.0.0.1:{to} (MOVED)"
     )]);
@@ -146,26 +172,143 @@ fn a_slot_migrated_while_counting_loses_and_doubles_nothing() {
     });
     assert!(
         counted_meanwhile >= 3,
-        "{counted_meanwhile} counts in 1 s of migration"
+        "{counted_meanwhile} counts in 1 s of migration:\n{}",
+        worker.output()
     );
     assert_ne!(from, to);
+    assert_migrated_each_count_once(&lab, &mut worker, from, to);
+}
+
+/// Once `worker` counts on the node on `to` (a `MOVED` named it), stops it and checks the
+/// migration from the node on `from`: counts one apart, a tick through `ASK`, no unknown
+/// outcome, Redis's value the last count, and the record moved with the counter.
+fn assert_migrated_each_count_once(lab: &ClusterLab, worker: &mut Worker, from: u16, to: u16) {
     let served = format!("the key's slot is served by 127.0.0.1:{to} (MOVED)");
     let (moved, _) = worker.wait_for_line_after(0, &[&served]);
     worker.wait_for_line_after(moved, &["Contador atual: "]);
-    let counts = stop_and_count(&mut worker, true);
+    let counts = stop_and_count(worker, true);
     let output = worker.output();
     assert!(
         output.contains("(ASK)"),
-        "no INCR went through ASK:\n{output}"
+        "no tick went through ASK:\n{output}"
     );
     assert!(!output.contains(r#"outcome="unknown""#), "{output}");
+    assert_eq!(lab.counter(KEY), counts.last().copied(), "{output}");
+    assert_record_moved(lab, &output, from, to);
+}
+
+/// The key of the worker's record, as its first line names it.
+fn record_of(output: &str) -> String {
+    output
+        .split(" record=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no record named:\n{output}"))
+        .to_owned()
+}
+
+/// Checks that the worker's record left the node on `from` for the one on `to`, with
+/// the counter: the node on `to` holds it, and the one on `from` no key of its slot.
+fn assert_record_moved(lab: &ClusterLab, output: &str, from: u16, to: u16) {
+    let record = record_of(output);
+    let slot = lab.slot_of(&record);
+    assert_eq!(
+        slot,
+        lab.slot_of(KEY),
+        "the record {record} hashes elsewhere"
+    );
+    let held: bool = lab.node(to).query(redis::cmd("EXISTS").arg(&record));
+    let left: u64 = lab
+        .node(from)
+        .query(redis::cmd("CLUSTER").arg("COUNTKEYSINSLOT").arg(slot));
+    assert!(
+        held && left == 0,
+        "the record {record} did not move with the counter"
+    );
+}
+
+/// `redis-cli --cluster reshard --cluster-pipeline 1`: the counter moves first, its record
+/// after. While only the counter has moved, the old node answers the script `TRYAGAIN`
+/// (it holds one of its keys only): nothing is applied and the worker tries again on the
+/// next tick. Once both have moved it counts through `ASK`, then `MOVED`, each tick once.
+#[test]
+fn a_slot_migrated_one_key_at_a_time_pauses_counting_and_loses_and_doubles_nothing() {
+    let lab = ClusterLab::start();
+    let mut worker = fast_worker(&lab.url(), &[("RUST_LOG", "counter_worker=debug")]);
+    worker.wait_for_count(5);
+    let from = lab.owner_of(KEY);
+    let mut counted_split = usize::MAX;
+    let mut counted_moved = 0;
+    let to = lab.migrate_slot_in_batches(KEY, 1, |all_moved| {
+        if !all_moved {
+            // From the first refusal on, no tick of before the move is still in flight.
+            let mark = worker.line_count();
+            worker.wait_for_line_after(mark, &["TRYAGAIN"]);
+        }
+        let before = worker.counts().len();
+        thread::sleep(Duration::from_secs(1));
+        let counted = worker.counts().len() - before;
+        if all_moved {
+            counted_moved = counted;
+        } else {
+            counted_split = counted;
+        }
+    });
+    assert_eq!(counted_split, 0, "counted with the keys split");
+    assert!(
+        counted_moved >= 3,
+        "{counted_moved} counts in 1 s with both keys moved:\n{}",
+        worker.output()
+    );
+    assert_migrated_each_count_once(&lab, &mut worker, from, to);
+}
+
+/// The key's primary fails over to its replica after the replica missed the last counts:
+/// its replication goes through a partition, cut while the primary counts alone for 2 s
+/// (each count acknowledged by 0 of 1 replicas), and then the primary is killed. The
+/// promoted replica gets the lost counts back with the worker's next tick, and each count
+/// is logged once.
+#[test]
+fn a_failover_to_a_replica_that_missed_counts_restores_them_each_logged_once() {
+    let mut lab = ClusterLab::start();
+    let primary = lab.owner_of(KEY);
+    let replica = lab.replica_of(primary);
+    let partition = lab.replication_through_partition(primary);
+    let mut worker = fast_worker(&lab.url(), &[("WAIT_REPLICAS", "1")]);
+    worker.wait_for_count(5);
+    partition.cut();
+    let cut_at = worker.line_count();
+    worker.wait_for_line_after(cut_at, &["acknowledged by 0 of 1 replicas"]);
+    thread::sleep(Duration::from_secs(2));
+    let on_primary = lab.node(primary).counter(KEY).unwrap_or_default();
+    let on_replica = lab.counter_on_replica(replica, KEY).unwrap_or_default();
+    assert!(
+        on_replica < on_primary,
+        "the replica holds {on_replica}, the primary {on_primary}: nothing was missed"
+    );
+    lab.node_mut(primary).kill();
+    let promoted = lab.wait_for_new_owner(KEY, partition.port());
+    assert_eq!(promoted, replica);
+    let served = format!("the key's slot is served by 127.0.0.1:{promoted}");
+    let (after, _) = worker.wait_for_line_within(CLUSTER_PATIENCE, cut_at, &[&served]);
+    let (counted, _) = worker.wait_for_line_after(after, &["Contador atual: "]);
+    worker.wait_for_line_after(counted, &["Contador atual: "]);
+    let counts = stop_and_count(&mut worker, true);
+    let output = worker.output();
+    assert_eq!(counts[0], 1, "{output}");
+    let restored = restored_counts(&output);
+    assert!(
+        restored.len() == 1 && restored[0] > 0,
+        "not one restoration of lost counts: {restored:?}\n{output}"
+    );
     assert_eq!(lab.counter(KEY), counts.last().copied(), "{output}");
 }
 
 #[test]
 fn a_frozen_primary_costs_one_unknown_outcome_never_resent() {
     let lab = ClusterLab::start();
-    let mut worker = fast_worker(&lab.url(), &[]);
+    // A plain INCR: never resent. Counting exactly once, the tick would be sent again.
+    let mut worker = fast_worker(&lab.url(), &[("COUNTING", "at-most-once")]);
     worker.wait_for_count(3);
     let owner = lab.owner_of(KEY);
     // Longer than the worker's 2 s reply timeout, shorter than the 5 s node timeout.

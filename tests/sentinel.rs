@@ -8,6 +8,9 @@
 
 mod support;
 
+use std::thread;
+use std::time::Duration;
+
 use support::monitor::Seen;
 use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab, wait_until};
 use support::{RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, run_to_exit};
@@ -15,11 +18,25 @@ use support::{RedisServer, SilentServer, Worker, fast_worker, file_with, path_st
 /// The key the worker counts in by default.
 const KEY: &str = "contador";
 
-/// A lab without passwords and a worker that has counted a few times through it.
-fn counting_lab() -> (SentinelLab, Worker) {
+/// The commands that write the counter, as `MONITOR` names them: the worker's script by
+/// its cache or its source, the script's own `INCRBY` (from client `lua`), and the plain
+/// `INCR` of counting at most once.
+const WRITES: [&str; 4] = ["EVALSHA", "EVAL", "INCRBY", "INCR"];
+
+/// The commands in `seen` that write the counter.
+fn writes(seen: &[Seen]) -> Vec<&Seen> {
+    seen.iter()
+        .filter(|seen| WRITES.contains(&seen.command.as_str()))
+        .collect()
+}
+
+/// A lab without passwords and a worker, counting as `counting` says, that has counted a
+/// few times through it.
+fn counting_lab(counting: &str) -> (SentinelLab, Worker) {
     let lab = SentinelLab::start();
     // Debug lines name the master of every connection, not only a new one.
-    let worker = fast_worker(&lab.url(), &[("RUST_LOG", "counter_worker=debug")]);
+    let env = [("RUST_LOG", "counter_worker=debug"), ("COUNTING", counting)];
+    let worker = fast_worker(&lab.url(), &env);
     worker.wait_for_count(5);
     (lab, worker)
 }
@@ -134,7 +151,7 @@ fn counts_and_checks_health_through_sentinels_with_passwords() {
 
 #[test]
 fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
-    let (mut lab, worker) = counting_lab();
+    let (mut lab, worker) = counting_lab("exactly-once");
 
     let old = lab.master_port();
     lab.data_node_mut(old).kill();
@@ -176,11 +193,11 @@ fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
         assert_eq!(now.ok(), Some(stale), "the stale master was written");
     }
     assert_no_logged_count_lost(&worker, &lab, new);
-    // Redis's own view, whatever the role is by now: every INCR the old master executed
-    // came over its replication link from the new master, none from a client.
+    // Redis's own view, whatever the role is by now: every write the old master executed
+    // came over its replication link from the new master, none from a client or a script.
     let link = format!("127.0.0.1:{new}");
-    let written: Vec<_> = watched
-        .named("INCR")
+    let seen = watched.seen();
+    let written: Vec<_> = writes(&seen)
         .into_iter()
         .filter(|seen| seen.client != link)
         .collect();
@@ -192,22 +209,33 @@ fn a_killed_master_is_replaced_and_a_stale_one_never_written() {
 
 #[test]
 fn a_planned_switchover_with_the_master_paused_first_loses_no_count() {
-    let (lab, worker) = counting_lab();
+    let (lab, worker) = counting_lab("exactly-once");
     let new = planned_switchover(&lab, &worker, true);
     assert_no_logged_count_lost(&worker, &lab, new);
 }
 
-/// Why the README asks for the pause: without it the old master goes on acknowledging
-/// increments after the promotion, and the new master never sees them.
+/// Why the README asks for the pause when counting at most once: without it the old
+/// master goes on acknowledging increments after the promotion, and the new master never
+/// sees them.
 #[test]
-fn a_planned_switchover_without_the_pause_loses_counts() {
-    let (lab, worker) = counting_lab();
+fn a_planned_switchover_without_the_pause_loses_counts_counting_at_most_once() {
+    let (lab, worker) = counting_lab("at-most-once");
     let new = planned_switchover(&lab, &worker, false);
     assert!(
         lost_count(&worker, &lab, new).is_some(),
         "no count was lost; output:\n{}",
         worker.output()
     );
+}
+
+/// Counting exactly once, the counts the old master acknowledged after the promotion are
+/// restored on the new master with the worker's first tick there: each count is logged
+/// once, in order, and the new master holds the last.
+#[test]
+fn a_planned_switchover_without_the_pause_loses_no_count_counting_exactly_once() {
+    let (lab, mut worker) = counting_lab("exactly-once");
+    let new = planned_switchover(&lab, &worker, false);
+    assert_each_count_once_and_held(&mut worker, &lab, new);
 }
 
 #[test]
@@ -327,18 +355,93 @@ fn a_server_the_sentinels_name_that_is_not_master_is_never_written() {
         sentinel.port()
     );
     let worker = fast_worker(&url, &[]);
-    // Ten ticks, each asking the sentinel, then the replica its role; or an INCR.
-    let count = |seen: &[Seen], command: &str| seen.iter().filter(|s| s.command == command).count();
-    let seen = watched.wait_until("10 ROLE or an INCR", support::PATIENCE, |seen| {
-        count(seen, "ROLE") >= 10 || count(seen, "INCR") > 0
+    // Ten ticks, each asking the sentinel, then the replica its role; or a write.
+    let roles = |seen: &[Seen]| seen.iter().filter(|s| s.command == "ROLE").count();
+    let seen = watched.wait_until("10 ROLE or a write", support::PATIENCE, |seen| {
+        roles(seen) >= 10 || !writes(seen).is_empty()
     });
-    assert_eq!(
-        count(&seen, "INCR"),
-        0,
+    assert!(
+        writes(&seen).is_empty(),
         "the replica was written: {seen:#?}"
     );
     assert_eq!(replica.counter(KEY), None);
     assert!(worker.counts().is_empty(), "{}", worker.output());
     let (_, line) = worker.wait_for_line_after(0, &["not a master"]);
     assert!(line.contains("ROLE"), "{line}");
+}
+
+/// A failover to a replica that missed the last counts: the replicas replicate through a
+/// proxy, which is cut while the master goes on counting alone for 2 s (each count
+/// acknowledged by 0 of 1 replicas), and then the master is killed. Returns the lab, the
+/// worker (counting as `counting` says) once it has counted twice on the promoted replica,
+/// and the new master's port.
+fn failover_to_a_replica_that_missed_counts(counting: &str) -> (SentinelLab, Worker, u16) {
+    let mut lab = SentinelLab::start_with_replication_through_proxy();
+    let worker = fast_worker(
+        &lab.url(),
+        &[("WAIT_REPLICAS", "1"), ("COUNTING", counting)],
+    );
+    worker.wait_for_count(5);
+    lab.cut_replication();
+    let cut_at = worker.line_count();
+    worker.wait_for_line_after(cut_at, &["acknowledged by 0 of 1 replicas"]);
+    thread::sleep(Duration::from_secs(2));
+    let old = lab.master_port();
+    let on_master = lab.data_node(old).counter(KEY).unwrap_or_default();
+    for replica in lab.replica_ports() {
+        let on_replica = lab.data_node(replica).counter(KEY).unwrap_or_default();
+        assert!(
+            on_replica < on_master,
+            "the replica on {replica} holds {on_replica}, the master {on_master}: nothing was missed"
+        );
+    }
+    lab.data_node_mut(old).kill();
+    let killed_at = worker.line_count();
+    let new = lab.wait_for_failover_from(old);
+    let (resumed, _) =
+        worker.wait_for_line_within(FAILOVER_PATIENCE, killed_at, &[&master_line(new)]);
+    let (counted, _) = worker.wait_for_line_after(resumed, &["Contador atual"]);
+    worker.wait_for_line_after(counted, &["Contador atual"]);
+    (lab, worker, new)
+}
+
+#[test]
+fn a_failover_to_a_replica_that_missed_counts_restores_them_each_logged_once() {
+    let (lab, mut worker, new) = failover_to_a_replica_that_missed_counts("exactly-once");
+    let output = worker.output();
+    let restored = support::restored_counts(&output);
+    assert!(
+        restored.len() == 1 && restored[0] > 0,
+        "not one restoration of lost counts: {restored:?}\n{output}"
+    );
+    assert_each_count_once_and_held(&mut worker, &lab, new);
+}
+
+/// Stops `worker` and checks that it logged 1, 2, 3, … each once, in order, and that the
+/// master on `port` holds the last of them.
+fn assert_each_count_once_and_held(worker: &mut Worker, lab: &SentinelLab, port: u16) {
+    worker.signal(libc::SIGTERM);
+    let status = worker.wait_for_exit();
+    let output = worker.output();
+    assert_eq!(status.code(), Some(0), "{output}");
+    let counts = worker.counts();
+    let expected: Vec<i64> = (1..=counts.len() as i64).collect();
+    assert_eq!(counts, expected, "not each count once, in order:\n{output}");
+    assert_eq!(
+        lab.data_node(port).counter(KEY),
+        counts.last().copied(),
+        "the master holds another count than the last logged:\n{output}"
+    );
+}
+
+/// The same failover with a plain `INCR`: the promoted replica counts on from the value it
+/// had, and counts already logged are logged again. What the test above rules out.
+#[test]
+fn a_failover_to_a_replica_that_missed_counts_repeats_them_counting_at_most_once() {
+    let (lab, worker, new) = failover_to_a_replica_that_missed_counts("at-most-once");
+    assert!(
+        lost_count(&worker, &lab, new).is_some(),
+        "no count was logged again; output:\n{}",
+        worker.output()
+    );
 }

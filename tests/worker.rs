@@ -25,7 +25,10 @@ fn counts_in_redis_and_logs_each_value() {
         } else {
             &["HELLO", "CLIENT", "EVALSHA", "EVAL"]
         };
-        assert!(allowed.contains(&seen.command.as_str()), "the worker sent {seen:?}");
+        assert!(
+            allowed.contains(&seen.command.as_str()),
+            "the worker sent {seen:?}"
+        );
     }
     assert!(monitor.named("INCRBY").len() >= 3);
     // Output flows: nothing was dropped, so nothing says so.

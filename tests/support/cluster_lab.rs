@@ -6,9 +6,11 @@
 //! AOF is on, as on every harness Redis. The test's own view of the key (`GET`, who owns its slot) asks the
 //! cluster through `CLUSTER KEYSLOT` and `CLUSTER NODES`, never through the worker's code.
 
+use std::net::Ipv4Addr;
 use std::process::Command;
 use std::time::Duration;
 
+use super::net::Partition;
 use super::sentinel_lab::wait_until;
 use super::tls_lab::{Certificates, ServerCert};
 use super::{RedisServer, free_port};
@@ -199,6 +201,70 @@ impl ClusterLab {
         self.node(self.owner_of(key)).counter(key)
     }
 
+    /// The port of the replica of the primary on `primary_port`.
+    pub fn replica_of(&self, primary_port: u16) -> u16 {
+        let primary = primary_port.to_string();
+        self.nodes
+            .iter()
+            .filter(|node| node.is_running())
+            .find(|node| {
+                let replication = node.info("replication");
+                replication.get("role").map(String::as_str) == Some("slave")
+                    && replication.get("master_port") == Some(&primary)
+            })
+            .map(RedisServer::port)
+            .unwrap_or_else(|| panic!("no replica of the primary on {primary_port}"))
+    }
+
+    /// The value of `key` as the replica on `port` holds it (`READONLY`, then `GET`).
+    pub fn counter_on_replica(&self, port: u16, key: &str) -> Option<i64> {
+        let mut connection = self
+            .node(port)
+            .connection()
+            .expect("connect to the replica");
+        let _: () = redis::cmd("READONLY")
+            .query(&mut connection)
+            .expect("READONLY");
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut connection)
+            .expect("GET on the replica")
+    }
+
+    /// Makes the replica of the primary on `primary_port` replicate through a
+    /// [`Partition`] that cuts it alone. The primary announces the proxy's port to the
+    /// cluster (`cluster-announce-port`), so its replica, and clients that a redirect
+    /// sends there, connect through the proxy; the replica connects from 127.0.0.2
+    /// (`bind-source-addr`, announcing 127.0.0.1 on the cluster bus all the same), the
+    /// only address the partition cuts. Returns the proxy once the replica is in sync
+    /// through it. The primary is known by the proxy's port from then on.
+    pub fn replication_through_partition(&self, primary_port: u16) -> Partition {
+        let replica = self.node(self.replica_of(primary_port));
+        let replica_address = Ipv4Addr::new(127, 0, 0, 2);
+        let partition = Partition::start(primary_port, replica_address.into());
+        let config_set = |node: &RedisServer, name: &str, value: &str| {
+            let _: () = node.query(redis::cmd("CONFIG").arg("SET").arg(name).arg(value));
+        };
+        config_set(replica, "cluster-announce-ip", "127.0.0.1");
+        config_set(replica, "bind-source-addr", &replica_address.to_string());
+        config_set(
+            self.node(primary_port),
+            "cluster-announce-port",
+            &partition.port().to_string(),
+        );
+        let through = partition.port().to_string();
+        wait_until(
+            "the replica in sync through the partition",
+            CLUSTER_PATIENCE,
+            || {
+                let replication = replica.info("replication");
+                replication.get("master_port") == Some(&through)
+                    && replication.get("master_link_status").map(String::as_str) == Some("up")
+            },
+        );
+        partition
+    }
+
     /// Waits until a primary other than the one on `old_port` serves `key` and answers as
     /// master; returns its port.
     pub fn wait_for_new_owner(&self, key: &str, old_port: u16) -> u16 {
@@ -228,9 +294,27 @@ impl ClusterLab {
     }
 
     /// Moves `key`'s slot from its primary to another one the way `redis-cli --cluster
-    /// reshard` does, calling `between` after the key has moved and before the slot's new
-    /// owner is announced: the window in which the old owner answers `ASK`.
+    /// reshard` does, every key of the slot in one `MIGRATE` (the counter and the
+    /// worker's records beside it), calling `between` after the keys have moved and before
+    /// the slot's new owner is announced: the window in which the old owner answers `ASK`.
     pub fn migrate_slot_of(&self, key: &str, between: impl FnOnce()) -> u16 {
+        let mut between = Some(between);
+        self.migrate_slot_in_batches(key, usize::MAX, |all_moved| {
+            if all_moved {
+                between.take().expect("called once all keys moved")();
+            }
+        })
+    }
+
+    /// Like [`Self::migrate_slot_of`], moving at most `batch` keys of the slot per `MIGRATE`
+    /// (as `redis-cli --cluster reshard --cluster-pipeline` does), `key` first, and calling
+    /// `after_batch` after each, with whether every key has moved.
+    pub fn migrate_slot_in_batches(
+        &self,
+        key: &str,
+        batch: usize,
+        mut after_batch: impl FnMut(bool),
+    ) -> u16 {
         let slot = self.slot_of(key);
         let source_port = self.owner_of(key);
         let topology = self.topology();
@@ -268,15 +352,27 @@ impl ClusterLab {
             Some(index) if !self.tls_ports.is_empty() => self.tls_ports[index],
             _ => target_port,
         };
-        let _: () = source.query(
-            redis::cmd("MIGRATE")
-                .arg("127.0.0.1")
-                .arg(migrate_port)
-                .arg(key)
-                .arg(0)
-                .arg(5000),
+        let mut keys: Vec<String> = source.query(
+            redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(1000),
         );
-        between();
+        keys.sort_by_key(|other| other != key);
+        let batches: Vec<&[String]> = keys.chunks(batch).collect();
+        for (index, keys) in batches.iter().enumerate() {
+            let _: () = source.query(
+                redis::cmd("MIGRATE")
+                    .arg("127.0.0.1")
+                    .arg(migrate_port)
+                    .arg("")
+                    .arg(0)
+                    .arg(5000)
+                    .arg("KEYS")
+                    .arg(*keys),
+            );
+            after_batch(index + 1 == batches.len());
+        }
         // As `redis-cli --cluster reshard` does: the new owner first, then every primary.
         setslot(target, "NODE", &id_of(target_port));
         for primary in topology.iter().filter(|node| node.primary && !node.failed) {

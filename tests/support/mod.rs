@@ -568,6 +568,23 @@ pub fn logged_count(line: &str) -> Option<i64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
+/// The `N` of each `restored=N` in `output`'s warnings that Redis had lost counts the
+/// worker logged, in order.
+pub fn restored_counts(output: &str) -> Vec<u64> {
+    output
+        .lines()
+        .filter(|line| line.contains("Redis had lost"))
+        .filter_map(|line| {
+            line.split(" restored=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
 /// A file holding `contents`, kept alive as long as the returned handle.
 pub fn file_with(contents: &str) -> tempfile::NamedTempFile {
     let file = tempfile::NamedTempFile::new().expect("temp file");

@@ -1,10 +1,11 @@
 //! Network stand-ins that a test controls: a listener that counts the connections it is
-//! offered, a proxy that holds every reply of Redis back for a while, and one whose idle
-//! timer fires just as a request arrives.
+//! offered, a proxy that holds every reply of Redis back for a while, one whose idle
+//! timer fires just as a request arrives, one that loses replies on demand, and one that
+//! a network partition can cut.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::{IpAddr, Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -183,5 +184,58 @@ impl LostReplies {
     pub fn lose_replies(&self) {
         let opened = self.opened.load(Ordering::SeqCst);
         self.lose_below.store(opened, Ordering::SeqCst);
+    }
+}
+
+/// A TCP proxy to the Redis on `upstream` that a partition can cut: from [`Self::cut`] on,
+/// nothing passes in either direction on the connections that came from `source`, and
+/// they stay open, as when the network between two hosts drops every packet. What was
+/// read is held, not dropped, until [`Self::heal`]. Connections from other addresses pass
+/// through as ever: a replica that connects from its own address (Redis's
+/// `bind-source-addr`) is cut off while clients still reach the server through the proxy.
+pub struct Partition {
+    port: u16,
+    cut: Arc<AtomicBool>,
+}
+
+impl Partition {
+    pub fn start(upstream: u16, source: IpAddr) -> Self {
+        let cut = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&cut);
+        let port = proxy(upstream, move |requests, replies| {
+            let from_source = requests.0.peer_addr().is_ok_and(|peer| peer.ip() == source);
+            for direction in [requests, replies] {
+                let flag = Arc::clone(&flag);
+                let passes = move || {
+                    while from_source && flag.load(Ordering::SeqCst) {
+                        thread::sleep(Duration::from_millis(10));
+                    }
+                    true
+                };
+                thread::spawn(move || relay(direction, passes, || {}));
+            }
+        });
+        Self { port, cut }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Cuts the connections from the source: whatever they carry from now on is held.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends the partition: what was held passes on.
+    pub fn heal(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Partition {
+    /// Healed, so that no relay thread waits for ever.
+    fn drop(&mut self) {
+        self.heal();
     }
 }

@@ -6,10 +6,12 @@
 //! shorter ones cause spurious failovers on a loaded machine.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::RedisServer;
+use super::net::Partition;
 
 /// The name the sentinels know the master by.
 pub const MASTER_NAME: &str = "mymaster";
@@ -23,6 +25,9 @@ pub struct SentinelLab {
     /// The data nodes; the first one starts as master.
     data: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
+    /// The proxy the replicas replicate through, in a lab started with
+    /// [`Self::start_with_replication_through_proxy`].
+    replication: Option<Partition>,
 }
 
 impl SentinelLab {
@@ -38,6 +43,25 @@ impl SentinelLab {
         data_password: Option<&str>,
         sentinel_password: Option<&str>,
     ) -> Self {
+        Self::start_with(data_password, sentinel_password, false)
+    }
+
+    /// A lab whose replicas replicate through a proxy that [`Self::cut_replication`] cuts:
+    /// the master goes on acknowledging writes that no replica receives, and a failover
+    /// then promotes a replica that misses them.
+    ///
+    /// The sentinels see each replica replicate from the proxy's port, not the master's,
+    /// and would point it at the master once a failover timeout has passed since they
+    /// found it (`+fix-slave-config`); the timeout is 5 min here, longer than any test.
+    pub fn start_with_replication_through_proxy() -> Self {
+        Self::start_with(None, None, true)
+    }
+
+    fn start_with(
+        data_password: Option<&str>,
+        sentinel_password: Option<&str>,
+        through_proxy: bool,
+    ) -> Self {
         let mut replication = vec!["--min-replicas-to-write", "1"];
         if let Some(password) = data_password {
             replication.extend(["--masterauth", password]);
@@ -45,11 +69,16 @@ impl SentinelLab {
         let mut master = RedisServer::not_started(data_password).with_args(&replication);
         master.launch();
         let master_port = master.port().to_string();
+        let proxy =
+            through_proxy.then(|| Partition::start(master.port(), Ipv4Addr::LOCALHOST.into()));
+        let replicated_from = proxy
+            .as_ref()
+            .map_or(master_port.clone(), |proxy| proxy.port().to_string());
         let mut data = vec![master];
         for _ in 0..2 {
             let mut replica = RedisServer::not_started(data_password)
                 .with_args(&replication)
-                .with_args(&["--replicaof", "127.0.0.1", &master_port]);
+                .with_args(&["--replicaof", "127.0.0.1", &replicated_from]);
             replica.launch();
             data.push(replica);
         }
@@ -57,10 +86,11 @@ impl SentinelLab {
             data[0].info("replication").get("connected_slaves") == Some(&"2".to_owned())
         });
 
+        let failover_timeout = if through_proxy { 300_000 } else { 30_000 };
         let mut config = format!(
             "sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
              sentinel down-after-milliseconds {MASTER_NAME} 5000\n\
-             sentinel failover-timeout {MASTER_NAME} 30000\n"
+             sentinel failover-timeout {MASTER_NAME} {failover_timeout}\n"
         );
         if let Some(password) = data_password {
             config.push_str(&format!("sentinel auth-pass {MASTER_NAME} {password}\n"));
@@ -75,7 +105,11 @@ impl SentinelLab {
                 sentinel
             })
             .collect();
-        let lab = Self { data, sentinels };
+        let lab = Self {
+            data,
+            sentinels,
+            replication: proxy,
+        };
         wait_until(
             "the sentinels know each other and the replicas",
             FAILOVER_PATIENCE,
@@ -130,6 +164,16 @@ impl SentinelLab {
             .iter_mut()
             .find(|node| node.port() == port)
             .unwrap_or_else(|| panic!("no data node on port {port}"))
+    }
+
+    /// Cuts the replicas off the master in a lab started with
+    /// [`Self::start_with_replication_through_proxy`]: their links stay open, and nothing
+    /// passes on them in either direction.
+    pub fn cut_replication(&self) {
+        self.replication
+            .as_ref()
+            .expect("a lab whose replicas replicate through a proxy")
+            .cut();
     }
 
     /// One of the sentinels, to send `SENTINEL FAILOVER` to.
