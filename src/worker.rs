@@ -444,6 +444,14 @@ impl Worker {
             self.log_failure(state, err, &error, || {
                 error!(key = %key, %error, "Redis refused INCR; retrying next tick");
             });
+        } else if self.record.is_some() && state.unresolved_unknowns > 0 {
+            // The tick sent again, and again no reply (a Redis paused for writes, still
+            // frozen): one more try of the same tick, summarised as any repeated failure.
+            state.unresolved_unknowns += 1;
+            self.log_failure(state, err, &error, || {
+                warn!(key = %key, redis = %self.redis, %error, outcome = "unknown",
+                      "the tick of unknown outcome was sent again and not answered either; it is sent again");
+            });
         } else {
             state.unresolved_unknowns += 1;
             state.summary.unknown_outcomes += 1;

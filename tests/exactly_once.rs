@@ -55,6 +55,25 @@ fn a_frozen_redis_settles_the_tick_and_logs_each_count_once() {
     assert!(final_line.contains("unknown_outcomes=1 "), "{final_line}");
 }
 
+#[test]
+fn a_redis_paused_for_writes_settles_the_tick_once_and_logs_each_count_once() {
+    let redis = RedisServer::start();
+    let worker = counting(&redis.url());
+    // Writes wait out the pause: the tick and each resend of it go unanswered for 9 s.
+    settles_after(&worker, || {
+        redis.query::<()>(redis::cmd("CLIENT").arg("PAUSE").arg(9_000).arg("WRITE"));
+    });
+    worker.wait_for_line_after(0, &["Contador atual: 20"]);
+    let output = stop_and_check(worker, &redis);
+    assert_eq!(
+        output.matches("tick sent but not answered").count(),
+        1,
+        "{output}"
+    );
+    let final_line = output.lines().last().unwrap_or_default();
+    assert!(final_line.contains("unknown_outcomes=1 "), "{final_line}");
+}
+
 /// `DEBUG SLEEP` on Redis 7 and newer only from a local connection it was told to allow.
 fn debug_allowed() -> Vec<&'static str> {
     let version = std::process::Command::new(server_binary())
