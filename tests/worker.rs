@@ -573,6 +573,19 @@ fn a_bad_setting_stops_the_worker_before_it_connects() {
     let url = redis.url();
     let (status, _, _) = support::run_to_exit(&[], &[("REDIS_URL", &url), ("INTERVAL", "never")]);
     assert_eq!(status.code(), Some(2));
+    // A setting the worker cannot honour: a record's lifetime, counting without a record.
+    let no_record = [
+        ("REDIS_URL", url.as_str()),
+        ("COUNTING", "at-most-once"),
+        ("RECORD_TTL", "2h"),
+    ];
+    let (status, _, stderr) = support::run_to_exit(&[], &no_record);
+    assert_eq!(status.code(), Some(2));
+    assert_eq!(
+        stderr,
+        "counter-worker: error: invalid RECORD_TTL \"2h\": counting at most once keeps no \
+         record; remove it, or count exactly once\n"
+    );
     assert_eq!(connections(&mut observer), before, "no connection attempt");
 }
 

@@ -303,3 +303,53 @@ fn errors_stay_on_one_line_whatever_the_value() {
     let message = rejection(&["--interval", "2s\nINFO fake log line"], &[]);
     assert!(!message.contains('\n'), "{message}");
 }
+
+#[test]
+fn counting_is_exactly_once_unless_told_and_the_record_outlives_ten_intervals() {
+    let lifetime = |args: &[&str]| match load(args, &[]).unwrap().counting {
+        Counting::ExactlyOnce { record_lifetime } => record_lifetime,
+        Counting::AtMostOnce => panic!("{args:?} counts at most once"),
+    };
+    assert_eq!(lifetime(&[]), Duration::from_secs(3600));
+    assert_eq!(lifetime(&["--interval", "10m"]), Duration::from_secs(6000));
+    assert_eq!(lifetime(&["--record-ttl", "20s"]), Duration::from_secs(20));
+    let plain = load(&["--counting", "at-most-once"], &[]).unwrap();
+    assert_eq!(plain.counting, Counting::AtMostOnce);
+    assert_eq!(
+        rejection(&["--record-ttl", "19s"], &[]),
+        "invalid --record-ttl \"19s\": must be at least 10 intervals (20s), or the record could \
+         expire between ticks"
+    );
+    assert_eq!(
+        rejection(&["--counting", "at-most-once", "--record-ttl", "2h"], &[]),
+        "invalid --record-ttl \"2h\": counting at most once keeps no record; remove it, or count \
+         exactly once"
+    );
+    assert_eq!(
+        rejection(&["--counting", "twice"], &[]),
+        "invalid --counting \"twice\": must be \"exactly-once\" or \"at-most-once\""
+    );
+}
+
+#[test]
+fn under_cluster_a_key_whose_record_cannot_share_its_slot_is_refused_unless_at_most_once() {
+    let cluster = ["--redis-url", "redis+cluster://n1,n2"];
+    let message = rejection(&[&cluster[..], &["--key", "a}b"]].concat(), &[]);
+    assert!(
+        message.starts_with("invalid --key \"a}b\": under Redis Cluster"),
+        "{message}"
+    );
+    for key in ["{t}a}b", "contador", "a{b"] {
+        assert!(
+            load(&[&cluster[..], &["--key", key]].concat(), &[]).is_ok(),
+            "{key}"
+        );
+    }
+    let plain = [
+        &cluster[..],
+        &["--key", "a}b", "--counting", "at-most-once"],
+    ]
+    .concat();
+    assert!(load(&plain, &[]).is_ok());
+    assert!(load(&["--key", "a}b"], &[]).is_ok(), "one server: any key");
+}
