@@ -38,8 +38,8 @@ use crate::failure_log::{FailureLog, Report};
 use crate::health_state::HealthRecorder;
 use crate::redirect::{Route, following_redirects};
 use crate::redis::connection::{
-    Connection, FailureKind, NodeAddress, describe, failure_kind, is_refusal, is_reply_error,
-    names_wrong_node,
+    Connection, FailureKind, NodeAddress, describe, failure_kind, has_reply_code, is_refusal,
+    is_reply_error, names_wrong_node,
 };
 use crate::redis::record::{self, Applied, TickRecord};
 use crate::redis::{RedisTarget, Topology};
@@ -439,6 +439,11 @@ impl Worker {
             self.log_failure(state, err, &error, || {
                 warn!(key = %key, redis = %self.redis, %error,
                       "Redis cannot take writes here; INCR refused, reconnecting next tick");
+            });
+        } else if self.record.is_some() && has_reply_code(err, &["NOPERM"]) {
+            // The usual cause: a user set up for a plain INCR (an older rule).
+            self.log_failure(state, err, &error, || {
+                error!(key = %key, %error, "Redis refused the tick's script: this user lacks a command or key it needs; grant the rule `counter-worker acl-rule` prints, or count at most once (COUNTING=at-most-once); retrying next tick");
             });
         } else if is_reply_error(err) {
             self.log_failure(state, err, &error, || {

@@ -258,3 +258,28 @@ fn counting_at_most_once_sends_a_plain_incr_and_keeps_no_record() {
     assert_eq!(keys, ["contador"]);
     stop_and_check(worker, &redis);
 }
+
+#[test]
+fn a_user_set_up_for_a_plain_incr_is_told_what_to_grant_and_counts_once_granted() {
+    let redis = RedisServer::start();
+    let setuser = |rule: &str| {
+        let mut command = redis::cmd("ACL");
+        command
+            .arg("SETUSER")
+            .arg("counter")
+            .arg("reset")
+            .arg("on")
+            .arg(">pw");
+        command.arg(rule.split(' ').collect::<Vec<_>>());
+        redis.query::<()>(&mut command);
+    };
+    setuser("resetkeys ~contador resetchannels -@all +incr +ping");
+    let url = format!("redis://counter:pw@127.0.0.1:{}", redis.port());
+    let worker = counting(&url);
+    worker.wait_for_line(&["grant the rule `counter-worker acl-rule` prints"]);
+    let (status, rule, _) = support::run_to_exit(&["acl-rule"], &[]);
+    assert!(status.success());
+    setuser(rule.trim());
+    worker.wait_for_count(5);
+    stop_and_check(worker, &redis);
+}
