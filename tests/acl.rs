@@ -145,8 +145,8 @@ enum Attempt {
     /// A command Redis refuses before it runs, `NOPERM`.
     Command(Vec<String>),
     /// A script (`EVAL source 0`) whose call of a command or key outside the rule Redis
-    /// refuses (`NOPERM`, or `ERR` on servers that report a script's errors so), logged
-    /// as denied in context `lua`, naming this command or key.
+    /// refuses (with an `ERR` each server words its own way, so not read), logged as denied
+    /// in context `lua`, naming this command or key.
     Script { source: String, denied: String },
 }
 
