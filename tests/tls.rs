@@ -176,14 +176,16 @@ fn idle_connections_dropped_by_redis_cost_no_tick_over_tls() {
     assert!(!output.contains("cannot reach Redis"), "{output}");
 }
 
-#[test]
-fn counting_at_most_once_a_frozen_tls_redis_costs_one_unknown_outcome_never_resent() {
+/// A worker counting `counting` in a TLS Redis frozen for 4 s (SIGSTOP) after count 3,
+/// stopped once the line with `settled` and the next count are logged; its output, counts
+/// and what Redis holds.
+fn through_a_frozen_tls_redis(counting: &str, settled: &str) -> (String, String, Vec<i64>, i64) {
     let certificates = Certificates::make();
     let redis = TlsRedis::start(&certificates, ServerCert::Valid, false, &[]);
     let settings = [
         ("REDIS_URL", redis.url("127.0.0.1")),
         ("INTERVAL", FAST.to_owned()),
-        ("COUNTING", "at-most-once".to_owned()),
+        ("COUNTING", counting.to_owned()),
         certificates.trust_lab_ca(),
     ];
     let mut worker = Worker::start(&env(&settings));
@@ -192,7 +194,7 @@ fn counting_at_most_once_a_frozen_tls_redis_costs_one_unknown_outcome_never_rese
     worker.wait_for_line(&[r#"outcome="unknown""#]);
     thread::sleep(Duration::from_secs(4));
     redis.redis.signal(libc::SIGCONT);
-    let (resolved, verdict) = worker.wait_for_line_after(0, &["the INCR of unknown outcome"]);
+    let (resolved, verdict) = worker.wait_for_line_after(0, &[settled]);
     worker.wait_for_line_after(resolved, &["Contador atual: "]);
     worker.signal(libc::SIGTERM);
     assert_eq!(worker.wait_for_exit().code(), Some(0));
@@ -202,12 +204,26 @@ fn counting_at_most_once_a_frozen_tls_redis_costs_one_unknown_outcome_never_rese
         1,
         "one freeze, one unknown: {output}"
     );
-    let counts = worker.counts();
-    let applied = i64::from(verdict.contains("was applied"));
     let stored = redis.redis.counter("contador").unwrap();
+    (output, verdict, worker.counts(), stored)
+}
+
+#[test]
+fn counting_at_most_once_a_frozen_tls_redis_costs_one_unknown_outcome_never_resent() {
+    let (output, verdict, counts, stored) =
+        through_a_frozen_tls_redis("at-most-once", "the INCR of unknown outcome");
+    let applied = i64::from(verdict.contains("was applied"));
     // Redis's value = logged successes + the applied unknown; nothing was sent twice.
     assert_eq!(stored, counts.len() as i64 + applied, "{output}");
     assert_eq!(stored, *counts.last().unwrap(), "{output}");
+}
+
+#[test]
+fn a_frozen_tls_redis_settles_the_tick_and_each_count_is_logged_once() {
+    let (output, _, counts, stored) =
+        through_a_frozen_tls_redis("exactly-once", "the tick of unknown outcome had");
+    let last = support::assert_each_count_once(&counts, 1, &output);
+    assert_eq!(stored, last, "{output}");
 }
 
 #[test]

@@ -27,7 +27,9 @@ use super::connection::has_reply_code;
 /// lifetime in milliseconds. It answers `{state, count, restored}`: state 0 for a tick
 /// applied before, 1 for one applied now, 2 for one applied now on a Redis that had no
 /// record of the worker's earlier ticks. An error of `INCRBY` (`READONLY` on a replica,
-/// `WRONGTYPE`) is answered as it is, before anything is written, on every server version.
+/// `WRONGTYPE`) is answered as Redis gave it, code first, before anything is written: Redis
+/// 6.2 puts where a script's command failed before its error (`@user_script: 8: -READONLY
+/// …`), which is taken off, so that the code is read on every server version.
 pub const SCRIPT: &str = "\
 local record = redis.call('GET', KEYS[2])
 local lost, state = 0, 1
@@ -37,12 +39,14 @@ if record then
   if applied then lost = tonumber(ARGV[1]) - 1 - tonumber(applied) end
 elseif ARGV[1] ~= '1' then state = 2 end
 local count = redis.pcall('INCRBY', KEYS[1], lost + 1)
-if type(count) == 'table' then return count end
+if type(count) == 'table' then
+  return redis.error_reply((string.gsub(count.err, '^@user_script: %d+: %-', '')))
+end
 redis.call('SET', KEYS[2], ARGV[1] .. ':' .. string.format('%d', count), 'PX', ARGV[2])
 return {state, count, lost}";
 
 /// The SHA-1 of [`SCRIPT`], as `EVALSHA` names it; a test checks it against Redis's own.
-pub const SCRIPT_SHA1: &str = "187b944fe868e13933e4c020962fada1a5ec46dc";
+pub const SCRIPT_SHA1: &str = "968ad13b9dbe1b29aa04a46dc753ff622c29c813";
 
 /// The counter's key and this worker's record beside it.
 #[derive(Debug, Clone)]
