@@ -509,7 +509,8 @@ def method(plan: Plan) -> list[str]:
         "Median, with min–max.",
         "2. `VmRSS` from `/proc/PID/status`, read halfway between tick 10 and tick 11; the "
         "share in brackets is `RssFile`, the resident pages of mapped files (for a static "
-        "binary, its own code and data).",
+        "binary, its own code and data). counter-worker is also read counting at most "
+        "once, on its own after the others.",
         "3. Time on a CPU over the window, which the three workers share (they run side by "
         "side, each on its own key, after 20 warm-up ticks each, and beside them, for the "
         "budgets, the same counter-worker binary with `--counting at-most-once` (a plain "
@@ -524,7 +525,9 @@ def method(plan: Plan) -> list[str]:
         "window, so only as fine as clock ticks) is shown because each wake-up from sleep "
         "costs kernel time of its own.",
         "4. Redis `MONITOR` timestamps each command with Redis's clock when it runs it; the "
-        "harness keeps the worker's INCRs (redis-py sends them as `INCRBY key 1`). Tick 0 is "
+        "harness keeps the worker's INCRs (redis-py sends them as `INCRBY key 1`; "
+        "counter-worker's script runs `INCRBY key 1`, which MONITOR shows from client "
+        "`lua`). Tick 0 is "
         "the first INCR; the figure is time(tick N) − time(tick 0) − N × interval. A `sleep` "
         "after each INCR adds the INCR's own latency to every period; a fixed grid does not.",
         "5. Each worker runs as PID 1 of a new PID namespace (`unshare -fp --mount-proc`), as "
