@@ -10,16 +10,15 @@ INCR it applies as the new primary.
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
 import time
 
-from failover import (COUNTS_BEFORE_KILL, INTERVAL_MS, SETTLE_S, Lab, first_incr_after_kill,
-                      logged_counts)
+from failover import (COUNTS_BEFORE_KILL, INTERVAL_MS, SETTLE_S, Failover, Lab,
+                      failover_cell, first_incr_after_kill, logged_counts, settled)
 from figures import Bench
 from harness import WORK, BenchError, run
 from redis_side import RedisServer, unused_port
-from report import Row, seconds
+from report import Row
 from workers import HEALTH_DIR
 
 SECTION = "12. Cluster failover → next INCR"
@@ -96,9 +95,9 @@ def replica_count(replica: RedisServer, key: str) -> int | None:
         raise
 
 
-def cluster_once(bench: Bench, run_no: int) -> tuple[float, int, int]:
-    """One run: seconds from the kill to the promoted replica's first INCR, the last count
-    logged, and how many logged counts the new primary did not hold."""
+def cluster_once(bench: Bench, run_no: int) -> Failover:
+    """One run: seconds from the kill to the promoted replica's first INCR, and the logged
+    counts it did not hold, restored and lost for good."""
     cluster = Cluster(bench)
     proc: subprocess.Popen | None = None
     try:
@@ -125,8 +124,7 @@ def cluster_once(bench: Bench, run_no: int) -> tuple[float, int, int]:
                                     "the promoted replica")
         if "role:master" not in replica.call("INFO", "replication"):
             raise BenchError("the replica's value grew, but it is not a primary")
-        last = logged[-1] if logged else 0
-        return now - killed_at, last, max(0, last - held)
+        return settled(bench, proc, now - killed_at, logged, held)
     finally:
         if proc is not None:
             bench.procs.stop(proc)
@@ -137,16 +135,11 @@ def cluster_failover(bench: Bench) -> Row:
     """Figure 12: the key's primary SIGKILLed in a Redis Cluster → counter-worker's next
     INCR."""
     runs = [cluster_once(bench, n) for n in range(bench.plan.repeats)]
-    took = [r[0] for r in runs]
-    spread = f" ({seconds(min(took))}–{seconds(max(took))})" if len(took) > 1 else ""
-    lost, logged = sum(r[2] for r in runs), sum(r[1] for r in runs)
     many = f"median of {len(runs)}" if len(runs) > 1 else "1 run"
     return Row("12", f"Redis Cluster: the key's primary SIGKILLed → first INCR on the promoted "
                      f"replica ({many}; 3 primaries + 3 replicas, node timeout "
                      f"{NODE_TIMEOUT_MS / 1000:g} s, `WAIT_REPLICAS=1`, {INTERVAL_MS} ms interval)",
-               NO_CLUSTER,
-               f"{seconds(statistics.median(took))}{spread}; {lost} of {logged} logged counts lost",
-               NO_CLUSTER, "—", "—")
+               NO_CLUSTER, failover_cell(runs), NO_CLUSTER, "—", "—")
 
 
 def method(repeats: int) -> list[str]:
@@ -161,7 +154,8 @@ def method(repeats: int) -> list[str]:
         f"{COUNTS_BEFORE_KILL}th INCR the primary is SIGKILLed. {SETTLE_S:g} s later (before "
         "the node timeout, so no failover yet) the replica's value is read (`READONLY`, "
         "`GET`), then polled every millisecond until it grows; the replica must then report "
-        "`role:master`. Logged counts lost as in 10. "
+        "`role:master`. Logged counts lost by Redis, restored and lost in the end as in "
+        "10. "
         f"{repeats} run{'s' if repeats > 1 else ''}"
         f"{', median with min–max' if repeats > 1 else ''}.",
     ]

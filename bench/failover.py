@@ -37,17 +37,22 @@ SETTLE_S = 1.0
 LAB_READY_S = 30.0  # sentinels exchange hellos every 2 s; this allows for a loaded machine
 FAILOVER_CAP_S = 40.0  # from the kill: down-after, an election and a retry or two
 COUNT_LINE = re.compile(r"Contador atual: (\d+)")
+# counter-worker's warning when its script added back counts Redis had lost.
+RESTORED_LINE = re.compile(r"Redis had lost (\d+) counts this worker logged")
+FIRST_COUNT_CAP_S = 10.0  # from the new master's first INCR to the worker logging it
 NO_SENTINEL = "— (no Sentinel support)"
 
 
 @dataclass(frozen=True)
 class Failover:
-    """One run: seconds from the kill to the new master's first INCR, and the logged
-    counts lost."""
+    """One run: seconds from the kill to the new master's first INCR, the logged counts
+    the new master had lost, how many the worker restored, and how many stayed lost."""
 
     took: float
     logged: int  # the last count the worker had logged from the old master
     lost: int  # how many of those the new master did not hold
+    restored: int  # counts the worker's next tick added back (its `restored` warnings)
+    lost_in_end: int  # logged counts missing from the first count it logged afterwards
 
 
 class Lab:
@@ -115,6 +120,35 @@ def logged_counts(log: Path) -> list[int]:
     return [int(m[1]) for m in COUNT_LINE.finditer(log.read_text(errors="replace"))]
 
 
+def settled(bench: Bench, proc: subprocess.Popen, took: float, logged: list[int],
+            held: int) -> Failover:
+    """Waits for the worker to log its first count after the failover and reads its log:
+    with nothing logged lost for good, that count is the last logged before plus one
+    (restored counts included), so Redis holds every count the worker logged."""
+    log = bench.procs.log_paths[proc.pid]
+    deadline = time.monotonic() + FIRST_COUNT_CAP_S
+    while len(after := logged_counts(log)) <= len(logged):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"counter-worker logged no count after the failover; see "
+                             f"{bench.procs.log_of(proc)}")
+        time.sleep(0.01)
+    restored = sum(int(m[1]) for m in RESTORED_LINE.finditer(log.read_text(errors="replace")))
+    last = logged[-1] if logged else 0
+    return Failover(took, last, max(0, last - held), restored,
+                    max(0, last + 1 - after[len(logged)]))
+
+
+def failover_cell(runs: list[Failover]) -> str:
+    """Figures 10 and 12: the median time, and the logged counts lost, restored and lost
+    for good, summed over the runs."""
+    took = [r.took for r in runs]
+    spread = f" ({seconds(min(took))}–{seconds(max(took))})" if len(took) > 1 else ""
+    logged = sum(r.logged for r in runs)
+    return (f"{seconds(statistics.median(took))}{spread}; {sum(r.lost for r in runs)} of "
+            f"{logged} logged counts lost by Redis, {sum(r.restored for r in runs)} restored, "
+            f"{sum(r.lost_in_end for r in runs)} lost in the end")
+
+
 def first_incr_after_kill(bench: Bench, proc: subprocess.Popen, killed_at: float,
                           grown: Callable[[], bool], where: str) -> float:
     """Polls `grown` every millisecond until it holds; returns that moment. Stops the run
@@ -168,8 +202,7 @@ def failover_once(bench: Bench, run_no: int) -> Failover:
         promoted = [r for r in lab.replicas if r.call("ROLE")[0] == "master"]
         if len(promoted) != 1 or promoted[0].count(key) <= held[promoted[0].port]:
             raise BenchError("a replica's value grew, but no single new master holds it")
-        last = logged[-1] if logged else 0
-        return Failover(now - killed_at, last, max(0, last - held[promoted[0].port]))
+        return settled(bench, proc, now - killed_at, logged, held[promoted[0].port])
     finally:
         if proc is not None:
             bench.procs.stop(proc)
@@ -179,15 +212,11 @@ def failover_once(bench: Bench, run_no: int) -> Failover:
 def failover(bench: Bench) -> Row:
     """Figure 10: the master SIGKILLed under Sentinel → counter-worker's next INCR."""
     runs = [failover_once(bench, n) for n in range(bench.plan.repeats)]
-    took = [r.took for r in runs]
-    spread = f" ({seconds(min(took))}–{seconds(max(took))})" if len(took) > 1 else ""
-    lost, logged = sum(r.lost for r in runs), sum(r.logged for r in runs)
-    cell = f"{seconds(statistics.median(took))}{spread}; {lost} of {logged} logged counts lost"
     many = f"median of {len(runs)}" if len(runs) > 1 else "1 run"
     return Row("10", f"Sentinel failover: master SIGKILLed → first INCR on the new master "
                      f"({many}; 2 replicas, 3 sentinels, down-after {DOWN_AFTER_MS / 1000:g} s, "
                      f"`WAIT_REPLICAS=1`, {INTERVAL_MS} ms interval)",
-               NO_SENTINEL, cell, NO_SENTINEL, "—", "—")
+               NO_SENTINEL, failover_cell(runs), NO_SENTINEL, "—", "—")
 
 
 def method(repeats: int) -> list[str]:
@@ -211,10 +240,14 @@ def method(repeats: int) -> list[str]:
         "with no reply, log queue or log write of the worker in between, to a millisecond "
         "plus a round trip. The kill comes within a millisecond of a tick and the worker "
         "retries on its interval's grid, so the figure falls close to a multiple of "
-        f"{INTERVAL_MS} ms. Logged counts lost: the last `Contador atual` the worker had "
-        f"logged {SETTLE_S:g} s after the kill (its master dead, no later count can come "
-        "from it) minus what the new master held before its first INCR, never below 0; "
-        "summed over the runs, as are the logged counts (each run counts a fresh key from "
-        f"1). {repeats} run{'s' if repeats > 1 else ''}"
+        f"{INTERVAL_MS} ms. Logged counts lost by Redis: the last `Contador atual` the "
+        f"worker had logged {SETTLE_S:g} s after the kill (its master dead, no later count "
+        "can come from it) minus what the new master held before its first INCR, never "
+        "below 0. Restored: the N of the worker's warnings `Redis had lost N counts this "
+        "worker logged`, which its next tick, counting exactly once, adds back. Lost in the "
+        "end: that last logged count plus one minus the first count the worker logs after "
+        "the failover, never below 0: 0 when Redis holds every count the worker logged. "
+        "Each summed over the runs, as are the logged counts (each run counts a fresh key "
+        f"from 1). {repeats} run{'s' if repeats > 1 else ''}"
         f"{', median with min–max' if repeats > 1 else ''}.",
     ]

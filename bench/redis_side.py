@@ -61,10 +61,14 @@ class Resp:
 
 
 class Monitor(threading.Thread):
-    """Redis MONITOR: the time at which Redis ran each INCR, by Redis's own clock."""
+    """Redis MONITOR: each command Redis ran, by Redis's own clock, with the client that
+    sent it (`lua` for a command a script ran); and so the time at which it ran each INCR."""
 
-    # redis-py's incr() sends INCRBY key 1; counter-worker and the floor send INCR key.
-    LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ [^\]]*\] "incr(?:by)?" "([^"]*)"', re.IGNORECASE)
+    # The time, the client, the command's name and its first argument, if any.
+    LINE = re.compile(rb'^\+(\d+\.\d+) \[\d+ ([^\]]*)\] "([^"]*)"(?: "([^"]*)")?')
+    # redis-py's incr() sends INCRBY key 1; counter-worker and the floor send INCR key, and
+    # counter-worker's script, counting exactly once, INCRBY key 1 from client `lua`.
+    INCRS = ("incr", "incrby")
 
     def __init__(self, port: int) -> None:
         super().__init__(daemon=True)
@@ -73,12 +77,18 @@ class Monitor(threading.Thread):
             raise BenchError("Redis refused MONITOR")
         self.conn.sock.settimeout(None)
         self.incrs: list[tuple[float, str]] = []
+        # Client, command name (lower case) and first argument ("" if none), in order.
+        self.commands: list[tuple[str, str, str]] = []
 
     def run(self) -> None:
         for line in self.conn.reader:
             match = self.LINE.match(line)
-            if match:
-                self.incrs.append((float(match[1]), match[2].decode()))
+            if not match:
+                continue
+            name, first = match[3].decode().lower(), (match[4] or b"").decode()
+            self.commands.append((match[2].decode(), name, first))
+            if name in self.INCRS and match[4] is not None:
+                self.incrs.append((float(match[1]), first))
 
     def ticks(self, key: str) -> list[float]:
         return [at for at, k in list(self.incrs) if k == key]

@@ -36,8 +36,8 @@ class Goal:
 
 @dataclass(frozen=True)
 class Budget:
-    """An absolute bound that TLS and Cluster support must stay within (issue 17's
-    "Cost"), what was measured against it, and a one-line reason either way."""
+    """An absolute bound that a feature (TLS and Cluster, counting exactly once) must stay
+    within, what was measured against it, and a one-line reason either way."""
 
     name: str
     measured: str
@@ -169,7 +169,8 @@ def goals(rows: list[Row]) -> list[str]:
 
 
 def budgets(rows: list[Row]) -> list[str]:
-    """The cost of TLS and Cluster: each budget, what was measured, met or not and why."""
+    """What TLS, Cluster and counting exactly once cost: each budget, what was measured,
+    met or not and why."""
     lines = ["| Goal | measured | |", "|---|---|---|"]
     for row in rows:
         for budget in row.budgets:
@@ -218,7 +219,7 @@ def render(rows: list[Row], info: RunInfo, method: list[str], notes: list[str]) 
         "",
         *goals(rows),
         "",
-        "## The cost of TLS and Cluster",
+        "## The cost of TLS, Cluster and counting exactly once",
         "",
         *budgets(rows),
         "",

@@ -7,8 +7,10 @@
   with `-Os`: what the job costs at the least, so each figure shows how far from it
   counter-worker is.
 
-Beside them, for one budget only (CPU per tick, figure 3), counter-worker as main was just
-before TLS and Cluster were merged, built from git by that tree's own `scripts/build-static`.
+Beside them, for the budgets on what features cost: counter-worker as main was just before
+TLS and Cluster were merged, built from git by that tree's own `scripts/build-static` (CPU
+per tick, figure 3); and the very binary measured, counting at most once (a plain `INCR`,
+`--counting at-most-once`) instead of exactly once, its default (figures 3, 3b and 3c).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class Worker:
     kind: str  # "seed", "counter" or "floor"
     binary: Path  # what is started: the interpreter for the seed
     tls_ca: Path | None = None  # counter-worker only: speak TLS, trusting this CA's PEM
+    at_most_once: bool = False  # counter-worker only: a plain INCR, not the exactly-once script
 
     def key(self, label: str) -> str:
         # The seed always counts "contador" (its key is not a setting), so the harness
@@ -63,8 +66,9 @@ class Worker:
         scheme = "redis"
         if self.tls_ca is not None:
             scheme, env["REDIS_TLS_CA_FILE"] = "rediss", str(self.tls_ca)
+        counting = ["--counting", "at-most-once"] if self.at_most_once else []
         return [str(self.binary), "--redis-url", f"{scheme}://127.0.0.1:{port}", "--key", key,
-                "--interval", f"{interval_ms}ms"], env
+                "--interval", f"{interval_ms}ms", *counting], env
 
     def over_tls(self, ca: Path) -> Worker:
         """The same counter-worker speaking `rediss://` to a Redis whose certificate `ca`
@@ -72,6 +76,15 @@ class Worker:
         if self.kind != "counter":
             raise BenchError(f"{self.name} has no TLS")
         return replace(self, name=f"{self.name} over TLS", short=f"{self.short}-tls", tls_ca=ca)
+
+    def counting_at_most_once(self) -> Worker:
+        """The same counter-worker counting with a plain `INCR` (`--counting at-most-once`):
+        what counting exactly once costs is measured on the very binary of the other
+        figures."""
+        if self.kind != "counter":
+            raise BenchError(f"{self.name} has no counting mode")
+        return replace(self, name=f"{self.name}, counting at most once",
+                       short=f"{self.short}-at-most-once", at_most_once=True)
 
 
 @dataclass(frozen=True)
