@@ -1,7 +1,9 @@
 //! Wiring only: read the configuration, set up logging, then run the worker until a
 //! signal, run the health check once, or print the worker's ACL rule.
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use counter_worker::{
     Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, LogOutput, Worker, acl_rule,
@@ -86,13 +88,7 @@ async fn run(config: Config) -> ExitCode {
         interval = %humantime::format_duration(config.interval),
         "counter-worker starting"
     );
-    let health = config.health_file.as_deref().and_then(|path| {
-        HealthRecorder::create(path, config.interval)
-            .inspect_err(|reason| {
-                warn!(%reason, "progress not recorded: `healthcheck` will only PING Redis");
-            })
-            .ok()
-    });
+    let health = health_recorder(config.health_file.as_deref(), config.interval);
     let mut worker = Worker::new(config.redis, config.key, config.interval)
         .with_replica_wait(config.replica_wait)
         .with_counting(config.counting)
@@ -109,6 +105,16 @@ async fn run(config: Config) -> ExitCode {
         "stopped on {signal}"
     );
     exit(&log, ExitCode::SUCCESS)
+}
+
+/// Where the worker records its progress for the health check; none, with a warning, when
+/// the file cannot be used: counting does not depend on it.
+fn health_recorder(path: Option<&Path>, interval: Duration) -> Option<HealthRecorder> {
+    HealthRecorder::create(path?, interval)
+        .inspect_err(|reason| {
+            warn!(%reason, "progress not recorded: `healthcheck` will only PING Redis");
+        })
+        .ok()
 }
 
 /// Leaves with `code` once the log is written, or after [`FINAL_FLUSH_PATIENCE`] when
