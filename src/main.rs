@@ -101,6 +101,7 @@ async fn run(config: Config) -> ExitCode {
         last_count = summary.last_count,
         unknown_outcomes = summary.unknown_outcomes,
         restored = summary.restored,
+        unsettled = summary.unsettled,
         dropped_log_lines = log.dropped_lines(),
         "stopped on {signal}"
     );

@@ -70,6 +70,9 @@ pub struct Summary {
     pub unknown_outcomes: u64,
     /// Counts this worker had logged that Redis lost, applied again.
     pub restored: u64,
+    /// Whether the worker stopped with a tick whose outcome was still unknown: Redis may
+    /// hold one count more than it logged.
+    pub unsettled: bool,
 }
 
 /// Increments one key in one Redis, one tick at a time.
@@ -112,6 +115,14 @@ struct KeptConnection {
 }
 
 impl LoopState {
+    /// The run's summary at the stop.
+    fn stopped(&self) -> Summary {
+        Summary {
+            unsettled: self.unresolved_unknowns > 0,
+            ..self.summary
+        }
+    }
+
     /// Keeps `connection` for the next tick; it has just had a reply.
     fn keep(&mut self, connection: Connection) {
         self.connection = Some(KeptConnection {
@@ -180,12 +191,12 @@ impl Worker {
         loop {
             let wait = tokio::time::sleep_until(tick);
             if shutdown.run_until_cancelled(wait).await.is_none() {
-                return state.summary;
+                return state.stopped();
             }
             self.record_health(HealthRecorder::attempted);
             match self.tick(tick, &mut state, shutdown).await {
                 Next::TickAt(next) => tick = next,
-                Next::Stopped => return state.summary,
+                Next::Stopped => return state.stopped(),
             }
         }
     }

@@ -25,6 +25,8 @@ fn stop_and_check(mut worker: Worker, redis: &RedisServer) -> String {
     let output = worker.output();
     let last = assert_each_count_once(&worker.counts(), 1, &output);
     assert_eq!(redis.counter("contador"), Some(last), "{output}");
+    let final_line = output.lines().last().unwrap_or_default();
+    assert!(final_line.contains("unsettled=false"), "{final_line}");
     output
 }
 
@@ -282,4 +284,22 @@ fn a_user_set_up_for_a_plain_incr_is_told_what_to_grant_and_counts_once_granted(
     setuser(rule.trim());
     worker.wait_for_count(5);
     stop_and_check(worker, &redis);
+}
+
+#[test]
+fn a_worker_stopped_before_its_tick_of_unknown_outcome_is_settled_says_so() {
+    let redis = RedisServer::start();
+    let mut worker = counting(&redis.url());
+    worker.wait_for_count(3);
+    redis.signal(libc::SIGSTOP);
+    worker.wait_for_line(&[r#"outcome="unknown""#]);
+    worker.signal(libc::SIGTERM);
+    assert_eq!(worker.wait_for_exit().code(), Some(0));
+    redis.signal(libc::SIGCONT);
+    let final_line = worker.wait_for_line(&["stopped on SIGTERM"]);
+    assert!(final_line.contains("unsettled=true"), "{final_line}");
+    // Nobody sends that tick again: Redis holds the last count logged, or one more.
+    let last = *worker.counts().last().unwrap();
+    let stored = redis.counter("contador").unwrap();
+    assert!((last..=last + 1).contains(&stored), "{stored} after {last}");
 }
