@@ -276,25 +276,45 @@ pub fn free_port() -> u16 {
 
 /// Output lines of a child process, appended by a reader thread as they arrive.
 #[derive(Clone, Default)]
-struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+struct Lines(Arc<(Mutex<Captured>, Condvar)>);
+
+/// What a reader thread has read so far, and whether it has reached the stream's end.
+#[derive(Default)]
+struct Captured {
+    lines: Vec<String>,
+    ended: bool,
+}
 
 impl Lines {
     fn collect_from(stream: impl Read + Send + 'static) -> Self {
         let lines = Self::default();
         let sink = lines.clone();
         thread::spawn(move || {
+            let (captured, arrived) = &*sink.0;
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
-                let (list, arrived) = &*sink.0;
-                list.lock().unwrap().push(line);
+                captured.lock().unwrap().lines.push(line);
                 arrived.notify_all();
             }
+            captured.lock().unwrap().ended = true;
+            arrived.notify_all();
         });
         lines
     }
 
     fn snapshot(&self) -> Vec<String> {
-        self.0.0.lock().unwrap().clone()
+        self.0.0.lock().unwrap().lines.clone()
+    }
+
+    /// Waits up to `patience` for the reader to reach the end of the stream, so that a
+    /// process that has exited has had everything it wrote read; whether it did.
+    fn wait_for_end(&self, patience: Duration) -> bool {
+        let (captured, arrived) = &*self.0;
+        let captured = captured.lock().unwrap();
+        let (captured, _) = arrived
+            .wait_timeout_while(captured, patience, |captured| !captured.ended)
+            .unwrap();
+        captured.ended
     }
 
     /// Waits up to `patience` until a line after the first `skip` ones satisfies `wanted`;
@@ -305,15 +325,16 @@ impl Lines {
         wanted: &dyn Fn(&str) -> bool,
         patience: Duration,
     ) -> Option<usize> {
-        let (list, arrived) = &*self.0;
+        let (captured, arrived) = &*self.0;
         let deadline = Instant::now() + patience;
-        let mut list = list.lock().unwrap();
+        let mut captured = captured.lock().unwrap();
         loop {
-            if let Some(found) = list.iter().skip(skip).position(|line| wanted(line)) {
+            let mut lines = captured.lines.iter().skip(skip);
+            if let Some(found) = lines.position(|line| wanted(line)) {
                 return Some(skip + found);
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            list = arrived.wait_timeout(list, left).unwrap().0;
+            captured = arrived.wait_timeout(captured, left).unwrap().0;
         }
     }
 }
@@ -543,9 +564,12 @@ impl Worker {
         self.wait_for_exit_within(PATIENCE)
     }
 
-    /// Waits for the worker to exit, failing the test after `patience`.
+    /// Waits for the worker to exit, failing the test after `patience`. Its output has
+    /// then been read to the end: the lines it wrote last are in [`Self::output`].
     pub fn wait_for_exit_within(&mut self, patience: Duration) -> ExitStatus {
         if let Some(status) = wait_within(&mut self.child, patience) {
+            let read = self.stdout.wait_for_end(PATIENCE) && self.stderr.wait_for_end(PATIENCE);
+            assert!(read, "counter-worker exited but its output did not end");
             return status;
         }
         panic!(
