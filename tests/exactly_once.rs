@@ -6,7 +6,7 @@
 mod support;
 
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::monitor::TICK;
 use support::net::LostReplies;
@@ -165,14 +165,42 @@ fn flushall_while_counting_resurrects_nothing_and_says_so_once() {
     assert_eq!(redis.counter("contador"), Some(last), "{output}");
 }
 
+/// Writes a snapshot of `redis` to disk and returns the counter it holds. `BGSAVE` forks
+/// as the transaction runs, so no tick lands between the value read and the one saved
+/// (`SAVE` is refused in a transaction; read after it, a tick could come in between).
+fn snapshot(redis: &RedisServer) -> i64 {
+    let mut connection = redis.connection().expect("a connection for BGSAVE");
+    let (saved, _): (i64, ()) = redis::pipe()
+        .atomic()
+        .get("contador")
+        .cmd("BGSAVE")
+        .query(&mut connection)
+        .expect("GET and BGSAVE in one transaction");
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let persistence: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut connection)
+            .expect("INFO persistence");
+        if persistence.contains("rdb_bgsave_in_progress:0") {
+            assert!(
+                persistence.contains("rdb_last_bgsave_status:ok"),
+                "{persistence}"
+            );
+            return saved;
+        }
+        assert!(Instant::now() < deadline, "BGSAVE still running");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn a_redis_restarted_from_an_older_file_gets_the_lost_counts_back() {
     // A snapshot only, taken by hand: what a restart loses is what came after it.
     let mut redis = RedisServer::start_with_args(&["--appendonly", "no"]);
     let worker = counting(&redis.url());
     worker.wait_for_count(5);
-    redis.query::<()>(&mut redis::cmd("SAVE"));
-    let saved = redis.counter("contador").unwrap();
+    let saved = snapshot(&redis);
     worker.wait_for_count(saved + 10);
     redis.kill();
     redis.launch();
