@@ -6,10 +6,11 @@
 mod support;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::monitor::TICK;
 use support::net::LostReplies;
+use support::sentinel_lab::wait_until;
 use support::{PATIENCE, RedisServer, Worker, assert_each_count_once, server_binary};
 
 /// A worker counting every 100 ms in the Redis at `url`.
@@ -176,22 +177,15 @@ fn snapshot(redis: &RedisServer) -> i64 {
         .cmd("BGSAVE")
         .query(&mut connection)
         .expect("GET and BGSAVE in one transaction");
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let persistence: String = redis::cmd("INFO")
-            .arg("persistence")
-            .query(&mut connection)
-            .expect("INFO persistence");
-        if persistence.contains("rdb_bgsave_in_progress:0") {
-            assert!(
-                persistence.contains("rdb_last_bgsave_status:ok"),
-                "{persistence}"
-            );
-            return saved;
-        }
-        assert!(Instant::now() < deadline, "BGSAVE still running");
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until("the snapshot written", PATIENCE, || {
+        redis.info("persistence")["rdb_bgsave_in_progress"] == "0"
+    });
+    let persistence = redis.info("persistence");
+    assert_eq!(
+        persistence["rdb_last_bgsave_status"], "ok",
+        "{persistence:?}"
+    );
+    saved
 }
 
 #[test]
