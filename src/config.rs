@@ -246,34 +246,32 @@ fn counting(
     interval: Duration,
 ) -> Result<Counting, ConfigError> {
     let shortest = interval.saturating_mul(10);
-    let refused = |ttl: &Checked<Duration>, reason: &str| ConfigError::Invalid {
-        setting: ttl.setting.clone(),
-        value: humantime::format_duration(ttl.value.clone().unwrap_or_default()).to_string(),
-        reason: reason.to_owned(),
+    let Some(ttl) = ttl else {
+        return Ok(match mode {
+            CountingMode::AtMostOnce => Counting::AtMostOnce,
+            CountingMode::ExactlyOnce => Counting::ExactlyOnce {
+                record_lifetime: DEFAULT_RECORD_TTL.max(shortest),
+            },
+        });
     };
-    match (mode, ttl) {
-        (CountingMode::AtMostOnce, None) => Ok(Counting::AtMostOnce),
-        (CountingMode::AtMostOnce, Some(ttl)) => {
-            ttl.value.clone()?;
-            Err(refused(
-                &ttl,
-                "counting at most once keeps no record; remove it, or count exactly once",
-            ))
+    let record_lifetime = ttl.value?;
+    let reason = match mode {
+        CountingMode::ExactlyOnce if record_lifetime >= shortest => {
+            return Ok(Counting::ExactlyOnce { record_lifetime });
         }
-        (CountingMode::ExactlyOnce, None) => Ok(Counting::ExactlyOnce {
-            record_lifetime: DEFAULT_RECORD_TTL.max(shortest),
-        }),
-        (CountingMode::ExactlyOnce, Some(ttl)) => match ttl.value.clone()? {
-            lifetime if lifetime < shortest => Err(refused(
-                &ttl,
-                &format!(
-                    "must be at least 10 intervals ({}), or the record could expire between ticks",
-                    humantime::format_duration(shortest)
-                ),
-            )),
-            record_lifetime => Ok(Counting::ExactlyOnce { record_lifetime }),
-        },
-    }
+        CountingMode::ExactlyOnce => format!(
+            "must be at least 10 intervals ({}), or the record could expire between ticks",
+            humantime::format_duration(shortest)
+        ),
+        CountingMode::AtMostOnce => {
+            "counting at most once keeps no record; remove it, or count exactly once".to_owned()
+        }
+    };
+    Err(ConfigError::Invalid {
+        setting: ttl.setting,
+        value: humantime::format_duration(record_lifetime).to_string(),
+        reason,
+    })
 }
 
 /// The Redis target `--redis-url` names, with the password and TLS files that only the
