@@ -13,9 +13,9 @@ use std::thread;
 use std::time::Duration;
 
 use support::cluster_lab::ClusterLab;
-use support::sentinel_lab::{SentinelLab, wait_until};
+use support::sentinel_lab::SentinelLab;
 use support::tls_lab::{Certificates, ServerCert, TlsRedis};
-use support::{PATIENCE, RedisServer, fast_worker, file_with, path_str, run_to_exit};
+use support::{PATIENCE, RedisServer, fast_worker, file_with, path_str, run_to_exit, wait_until};
 
 const USER: &str = "counter";
 const PASSWORD: &str = "counter-secret";

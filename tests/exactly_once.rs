@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use support::monitor::TICK;
 use support::net::LostReplies;
-use support::sentinel_lab::wait_until;
-use support::{PATIENCE, RedisServer, Worker, assert_each_count_once, server_binary};
+use support::{PATIENCE, RedisServer, Worker, assert_each_count_once, server_binary, wait_until};
 
 /// A worker counting every 100 ms in the Redis at `url`.
 fn counting(url: &str) -> Worker {

@@ -17,17 +17,9 @@ use std::time::{Duration, Instant};
 use support::monitor::{Monitor, Seen, TICK};
 use support::net::{CountingListener, IdleCutoff, SlowReplies};
 use support::{
-    PATIENCE, RedisServer, Worker, output_within, send_signal, wait_within, worker_command,
+    PATIENCE, RedisServer, Worker, output_within, send_signal, wait_until, wait_within,
+    worker_command,
 };
-
-/// Waits until `condition` holds, at most [`PATIENCE`]; panics with `what` otherwise.
-fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !condition() {
-        assert!(Instant::now() < deadline, "not within {PATIENCE:?}: {what}");
-        thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// A worker counting every millisecond whose stdout is a pipe; the test holds the
 /// reading end and decides when, if ever, to read it.
@@ -47,7 +39,7 @@ fn a_log_reader_that_stops_reading_costs_log_lines_never_counts() {
     let redis = RedisServer::start();
     let (mut child, mut reader) = fast_worker_writing_to_a_pipe(&redis);
     // Nobody reads: the pipe fills (64 KiB, a few hundred lines) and stays full.
-    eventually("the worker counts past a full pipe", || {
+    wait_until("the worker counts past a full pipe", PATIENCE, || {
         redis.counter("contador").unwrap_or(0) > 3_000
     });
     let before = redis.counter("contador").unwrap();
@@ -86,7 +78,7 @@ fn a_log_reader_that_stops_reading_costs_log_lines_never_counts() {
 fn sigterm_ends_a_worker_whose_log_reader_never_reads() {
     let redis = RedisServer::start();
     let (mut child, reader) = fast_worker_writing_to_a_pipe(&redis);
-    eventually("the pipe is full", || {
+    wait_until("the pipe is full", PATIENCE, || {
         redis.counter("contador").unwrap_or(0) > 2_000
     });
     assert_sigterm_ends_it_at_once(&mut child);
@@ -146,7 +138,7 @@ fn sigterm_with_a_stalled_reader_waits_at_most_a_moment_for_the_last_lines() {
         .expect("start counter-worker");
     // Full: no room for one more line (a line is written whole, or waits), so nothing
     // more arrives over five ticks.
-    eventually("the pipe is full", || {
+    wait_until("the pipe is full", PATIENCE, || {
         let before = queued_bytes(&reader);
         thread::sleep(Duration::from_millis(500));
         before > 4096 - 512 && queued_bytes(&reader) == before
@@ -568,7 +560,7 @@ fn counts_every_replica_acknowledged_carry_no_warning() {
     let primary = RedisServer::start();
     let port = primary.port().to_string();
     let replica = RedisServer::start_with_args(&["--replicaof", "127.0.0.1", &port]);
-    eventually("the replica is in sync", || {
+    wait_until("the replica is in sync", PATIENCE, || {
         replica.info("replication").get("master_link_status") == Some(&"up".to_owned())
     });
     let url = primary.url();
@@ -825,7 +817,7 @@ fn healthcheck_turns_unhealthy_when_the_worker_freezes_and_healthy_when_it_thaws
     assert_eq!(reason.lines().count(), 1, "{reason}");
 
     worker.signal(libc::SIGCONT);
-    eventually("healthy again after thawing", || {
+    wait_until("healthy again after thawing", PATIENCE, || {
         healthcheck(health, &url).0 == Some(0)
     });
 
@@ -870,7 +862,7 @@ fn healthcheck_turns_unhealthy_when_the_worker_cannot_count_for_30s() {
         ("INTERVAL", "1s"),
         ("HEALTH_FILE", health),
     ]);
-    eventually("the state file exists", || {
+    wait_until("the state file exists", PATIENCE, || {
         std::path::Path::new(health).exists()
     });
     assert_eq!(healthcheck(health, &url).0, Some(0), "young and ticking");

@@ -12,8 +12,10 @@ use std::thread;
 use std::time::Duration;
 
 use support::monitor::Seen;
-use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab, wait_until};
-use support::{RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, run_to_exit};
+use support::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, SentinelLab};
+use support::{
+    RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, run_to_exit, wait_until,
+};
 
 /// The key the worker counts in by default.
 const KEY: &str = "contador";

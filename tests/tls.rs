@@ -8,9 +8,9 @@ mod support;
 use std::thread;
 use std::time::Duration;
 
-use support::sentinel_lab::{FAILOVER_PATIENCE, wait_until};
+use support::sentinel_lab::FAILOVER_PATIENCE;
 use support::tls_lab::{Certificates, ServerCert, TlsRedis, TlsSentinelLab};
-use support::{FAST, Worker, fast_worker, run_to_exit};
+use support::{FAST, Worker, fast_worker, run_to_exit, wait_until};
 
 /// The settings as `(&str, &str)` pairs, the form the harness takes.
 fn env<'a>(pairs: &'a [(&'static str, String)]) -> Vec<(&'a str, &'a str)> {

@@ -11,8 +11,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::net::Partition;
-use super::sentinel_lab::wait_until;
 use super::tls_lab::{Certificates, ServerCert};
+use super::wait_until;
 use super::{RedisServer, free_port};
 
 /// How long a cluster may take to form or to fail over here, on a loaded machine.

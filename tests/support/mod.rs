@@ -28,6 +28,18 @@ use tempfile::TempDir;
 /// Long enough for a loaded 2-core CI machine; these bound waits, they measure nothing.
 pub const PATIENCE: Duration = Duration::from_secs(20);
 
+/// Polls `done` until it holds, failing the test after `patience`.
+pub fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + patience;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "gave up waiting for {what} after {patience:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// A `redis-server` owned by one test. It may be stopped and started again on the same
 /// port and data directory, the way an operator restarts Redis.
 pub struct RedisServer {

@@ -7,11 +7,10 @@
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::RedisServer;
 use super::net::Partition;
+use super::{RedisServer, wait_until};
 
 /// The name the sentinels know the master by.
 pub const MASTER_NAME: &str = "mymaster";
@@ -232,17 +231,5 @@ impl RedisServer {
             .filter_map(|line| line.split_once(':'))
             .map(|(name, value)| (name.to_owned(), value.trim().to_owned()))
             .collect()
-    }
-}
-
-/// Polls `done` until it holds, failing the test after `patience`.
-pub fn wait_until(what: &str, patience: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + patience;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "gave up waiting for {what} after {patience:?}"
-        );
-        thread::sleep(Duration::from_millis(100));
     }
 }

@@ -12,7 +12,8 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME, wait_until};
+use super::sentinel_lab::{FAILOVER_PATIENCE, MASTER_NAME};
+use super::wait_until;
 use super::{RedisServer, free_port, path_str};
 
 /// A private CA and certificates signed by it, in a temp dir of their own.
