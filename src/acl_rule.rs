@@ -10,34 +10,23 @@
 //! need no grant; `CLIENT SETINFO` is never sent (see `connection`), so no grant is
 //! needed for it either, which Redis 7.0 could not even parse.
 
-use std::fmt;
-
 use crate::config::{Config, ConfigError, Counting};
 use crate::redis::Topology;
 use crate::redis::record::record_key;
 
 /// A key that no ACL rule can name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
     /// The empty key.
+    #[error("the key must not be empty")]
     Empty,
     /// A key with spaces or control characters, which an ACL file splits or cannot hold.
+    #[error(
+        "an ACL rule cannot name a key holding spaces or control characters (ACL files split \
+         at spaces); choose another key"
+    )]
     Unwritable,
 }
-
-impl fmt::Display for KeyError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Empty => "the key must not be empty",
-            Self::Unwritable => {
-                "an ACL rule cannot name a key holding spaces or control characters \
-                 (ACL files split at spaces); choose another key"
-            }
-        })
-    }
-}
-
-impl std::error::Error for KeyError {}
 
 /// What the worker's validated settings make it do on a Redis data node.
 #[derive(Clone, Copy)]

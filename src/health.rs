@@ -6,7 +6,6 @@
 //! worker's own progress, so a frozen or stuck worker turns unhealthy even while Redis is
 //! fine. Where no worker lives, the check falls back to asking Redis for a `PING`.
 
-use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -29,9 +28,10 @@ pub const FROZEN_SLACK: Duration = Duration::from_secs(5);
 pub const MIN_PROGRESS_WINDOW: Duration = Duration::from_secs(30);
 
 /// Why the check fails; `Display` is the one line on stderr.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Unhealthy {
     /// No tick begun for `since`, beyond `limit`.
+    #[error("the worker is frozen: no tick begun for {} (limit {})", shown(*.since), shown(*.limit))]
     Frozen {
         /// Time since the last tick began.
         since: Duration,
@@ -39,6 +39,12 @@ pub enum Unhealthy {
         limit: Duration,
     },
     /// No successful `INCR` for `since`, beyond `limit`.
+    #[error(
+        "the worker is not counting: no successful INCR {} {} (limit {})",
+        if *.never { "since it started" } else { "for" },
+        shown(*.since),
+        shown(*.limit)
+    )]
     NotCounting {
         /// True when the worker never counted: `since` is from its start.
         never: bool,
@@ -48,58 +54,18 @@ pub enum Unhealthy {
         limit: Duration,
     },
     /// The worker's state file cannot be read.
+    #[error("{0}")]
     State(StateError),
     /// Redis (shown as given) answered `PING` with something else than `PONG`.
+    #[error("Redis at {0} answered PING with {reply:?}", reply = escaped(.1))]
     Answered(String, String),
     /// Redis (shown as given) failed the `PING`.
+    #[error("Redis at {0} did not answer PING: {error}", error = escaped(&describe(.1)))]
     NoAnswer(String, RedisError),
     /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
+    #[error("Redis at {0} did not answer PING within {deadline}", deadline = shown(HEALTHCHECK_DEADLINE))]
     TooSlow(String),
 }
-
-impl fmt::Display for Unhealthy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Frozen { since, limit } => write!(
-                f,
-                "the worker is frozen: no tick begun for {} (limit {})",
-                shown(*since),
-                shown(*limit)
-            ),
-            Self::NotCounting {
-                never,
-                since,
-                limit,
-            } => write!(
-                f,
-                "the worker is not counting: no successful INCR {} {} (limit {})",
-                if *never { "since it started" } else { "for" },
-                shown(*since),
-                shown(*limit)
-            ),
-            Self::State(err) => write!(f, "{err}"),
-            Self::Answered(redis, reply) => {
-                write!(
-                    f,
-                    "Redis at {redis} answered PING with {:?}",
-                    escaped(reply)
-                )
-            }
-            Self::NoAnswer(redis, err) => write!(
-                f,
-                "Redis at {redis} did not answer PING: {}",
-                escaped(&describe(err))
-            ),
-            Self::TooSlow(redis) => write!(
-                f,
-                "Redis at {redis} did not answer PING within {}",
-                shown(HEALTHCHECK_DEADLINE)
-            ),
-        }
-    }
-}
-
-impl std::error::Error for Unhealthy {}
 
 /// Checks the worker recorded in `health_file` if one lives, else `PING`s `redis`.
 pub async fn check(health_file: Option<&Path>, redis: &RedisTarget) -> Result<(), Unhealthy> {

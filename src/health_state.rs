@@ -12,7 +12,6 @@
 //! filesystem cannot fail a write after start. Times are `CLOCK_BOOTTIME` milliseconds,
 //! shared by every process on the machine and blind to wall-clock steps.
 
-use std::fmt;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -196,31 +195,18 @@ pub fn observe(path: &Path) -> Result<Observed, StateError> {
 }
 
 /// Why the state file cannot be used; `Display` says so in one line.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StateError {
     /// Opening, locking, reading or writing it (the verb) failed.
+    #[error("cannot {0} {path}: {2}", path = .1.display())]
     Io(&'static str, PathBuf, io::Error),
     /// Another live worker holds it.
+    #[error("another running worker already records its health in {}", .0.display())]
     Held(PathBuf),
     /// A live worker holds it, but no two reads in a row gave the same whole record.
+    #[error("{} holds no readable record", .0.display())]
     NoRecord(PathBuf),
 }
-
-impl fmt::Display for StateError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Io(what, path, err) => write!(f, "cannot {what} {}: {err}", path.display()),
-            Self::Held(path) => write!(
-                f,
-                "another running worker already records its health in {}",
-                path.display()
-            ),
-            Self::NoRecord(path) => write!(f, "{} holds no readable record", path.display()),
-        }
-    }
-}
-
-impl std::error::Error for StateError {}
 
 #[cfg(test)]
 mod tests {

@@ -33,24 +33,15 @@ pub fn check_descriptor_headroom() -> Result<(), TooFewDescriptors> {
 }
 
 /// No descriptor to spare: the error opening one, and `ulimit -n` if it can be read.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "too few file descriptors ({err}; ulimit -n is {}); raise the limit",
+    .limit.map_or("unknown".to_owned(), |n| n.to_string())
+)]
 pub struct TooFewDescriptors {
     err: std::io::Error,
     limit: Option<u64>,
 }
-
-impl std::fmt::Display for TooFewDescriptors {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let limit = self.limit.map_or("unknown".to_owned(), |n| n.to_string());
-        write!(
-            f,
-            "too few file descriptors ({}; ulimit -n is {limit}); raise the limit",
-            self.err
-        )
-    }
-}
-
-impl std::error::Error for TooFewDescriptors {}
 
 fn descriptor_limit() -> Option<u64> {
     let mut limit = libc::rlimit {

@@ -6,7 +6,6 @@
 //! file is opened non-blocking (a FIFO cannot stall the start), only a regular file is
 //! read (after symlinks, as secrets are mounted), and only up to a bound.
 
-use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -17,13 +16,16 @@ pub const MAX_PASSWORD_FILE_BYTES: u64 = 64 * 1024;
 
 /// Why a file a setting names cannot be used; `Display` is the reason a person reads
 /// after the setting's name and path.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FileError {
     /// It cannot be opened or read.
+    #[error("cannot read it: {0}")]
     Unreadable(std::io::Error),
     /// It is a directory, a FIFO, a device: not a regular file.
+    #[error("not a regular file")]
     NotRegular,
     /// It holds more than `limit` bytes; it should hold `holds` ("one password").
+    #[error("larger than {limit} bytes; it should hold {holds}")]
     TooLarge {
         /// The bound, in bytes.
         limit: u64,
@@ -31,26 +33,12 @@ pub enum FileError {
         holds: &'static str,
     },
     /// A password file whose bytes are not UTF-8 text.
+    #[error("the file is not UTF-8 text")]
     NotText,
     /// A password file with nothing in it but a line end.
+    #[error("the file is empty")]
     Empty,
 }
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Unreadable(err) => write!(f, "cannot read it: {err}"),
-            Self::NotRegular => f.write_str("not a regular file"),
-            Self::TooLarge { limit, holds } => {
-                write!(f, "larger than {limit} bytes; it should hold {holds}")
-            }
-            Self::NotText => f.write_str("the file is not UTF-8 text"),
-            Self::Empty => f.write_str("the file is empty"),
-        }
-    }
-}
-
-impl std::error::Error for FileError {}
 
 /// The bytes of the regular file at `path`, at most `limit` of them. `holds` says what the
 /// file is for ("one password"), for the error when it is larger.

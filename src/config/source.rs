@@ -12,11 +12,13 @@ use clap::{Arg, Command, Error};
 use super::value::ValueError;
 
 /// Why the configuration was refused; its `Display` is the single line the user sees.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// The command line is malformed (unknown flag, missing value); clap's own words.
+    #[error("{0}")]
     Usage(String),
     /// A setting holds a value the worker cannot use.
+    #[error("invalid {setting} {value:?}: {reason}")]
     Invalid {
         /// The flag or environment variable, as the user gave it.
         setting: String,
@@ -26,21 +28,6 @@ pub enum ConfigError {
         reason: String,
     },
 }
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Usage(message) => f.write_str(message),
-            Self::Invalid {
-                setting,
-                value,
-                reason,
-            } => write!(f, "invalid {setting} {value:?}: {reason}"),
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// The first line of clap's message ("unexpected argument '--x' found"), without its

@@ -1,7 +1,6 @@
 //! Each setting's own rule: a key, an interval, a `WAIT` count and timeout, a choice of
 //! names, each turned into its value or refused for a reason that is a [`ValueError`].
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,41 +19,30 @@ const MAX_WAIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a setting's text is refused; `Display` is the reason a person reads after the
 /// setting's name and value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ValueError {
     /// An empty key.
+    #[error("the key must not be empty")]
     EmptyKey,
     /// Not a human duration; the error, and examples of the form.
+    #[error("not a duration ({0}); write it like {1}")]
     NotADuration(humantime::DurationError, &'static str),
     /// An interval of zero.
+    #[error("must be greater than zero")]
     Zero,
     /// Shorter than [`MIN_DURATION`].
+    #[error("must be at least {}", format_duration(MIN_DURATION))]
     BelowMin,
     /// Longer than the bound, given in words.
+    #[error("must be at most {0}")]
     AboveMax(&'static str),
     /// Not a whole number of replicas.
+    #[error("must be a whole number of replicas, 0 or more")]
     NotAReplicaCount,
     /// None of the names clap knows for the setting's choices, quoted.
+    #[error("must be {}", .0.join(" or "))]
     NotOneOf(Vec<String>),
 }
-
-impl fmt::Display for ValueError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::EmptyKey => f.write_str("the key must not be empty"),
-            Self::NotADuration(err, examples) => {
-                write!(f, "not a duration ({err}); write it like {examples}")
-            }
-            Self::Zero => f.write_str("must be greater than zero"),
-            Self::BelowMin => write!(f, "must be at least {}", format_duration(MIN_DURATION)),
-            Self::AboveMax(max) => write!(f, "must be at most {max}"),
-            Self::NotAReplicaCount => f.write_str("must be a whole number of replicas, 0 or more"),
-            Self::NotOneOf(names) => write!(f, "must be {}", names.join(" or ")),
-        }
-    }
-}
-
-impl std::error::Error for ValueError {}
 
 /// A path, or `None` when empty (the health file switched off).
 pub fn optional_path(raw: &str) -> Result<Option<PathBuf>, ValueError> {

@@ -7,7 +7,6 @@
 //! two (a master's name, the cluster's single database, what each node is asked) is in
 //! `sentinel` and `cluster`.
 
-use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use futures_util::future::select_ok;
@@ -132,23 +131,13 @@ fn in_context(err: RedisError, what: &'static str, detail: String) -> RedisError
 }
 
 /// What a Sentinel or Cluster connection adds to an I/O error: what failed and where.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{what} - {kind:?}: {detail}", kind = ErrorKind::Io)]
 struct Context {
     what: &'static str,
     detail: String,
+    #[source]
     err: RedisError,
-}
-
-impl fmt::Display for Context {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} - {:?}: {}", self.what, ErrorKind::Io, self.detail)
-    }
-}
-
-impl std::error::Error for Context {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.err)
-    }
 }
 
 /// The detail of `err` as [`in_context`] or redis-rs gave it; empty when it has none.

@@ -12,7 +12,6 @@
 //! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
 //! it panics; every TLS client is built through [`client`], which installs ring's first.
 
-use std::fmt;
 use std::mem::{Discriminant, discriminant};
 use std::path::Path;
 use std::sync::Arc;
@@ -49,7 +48,8 @@ pub struct TlsSettings {
 
 /// A TLS file that cannot be used: which setting, the path it gave, and why. `Display`
 /// gives the reason, which a person reads after the setting's name and path.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
 pub struct FileError {
     /// The environment variable that named the file.
     pub setting: &'static str,
@@ -60,57 +60,40 @@ pub struct FileError {
 }
 
 /// What is wrong with a TLS file.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FileProblem {
     /// It cannot be read by the rules of every file a setting names.
+    #[error("{0}")]
     File(setting_file::FileError),
     /// Its PEM does not parse.
+    #[error("not PEM certificates: {0}")]
     NotPem(rustls::pki_types::pem::Error),
     /// It holds no certificate.
+    #[error("holds no PEM certificate (BEGIN CERTIFICATE)")]
     NoCertificate,
     /// A certificate in the CA file that cannot be a trust anchor.
+    #[error("not a CA certificate: {0}")]
     NotCa(rustls::Error),
     /// A certificate or a key given without the other; the setting that is missing.
+    #[error("{0} is not set; a client certificate needs its key and the key its certificate")]
     MissingPair(&'static str),
     /// The key file holds no private key.
+    #[error("holds no PEM private key: {0}")]
     NoKey(rustls::pki_types::pem::Error),
     /// rustls has no protocol version to offer.
+    #[error("{0}")]
     Protocol(rustls::Error),
     /// rustls refused the key for the certificate.
+    #[error("does not fit the certificate in {CERT_FILE_ENV}: {0}")]
     KeyDoesNotFit(rustls::Error),
     /// The client certificate is X.509 version 1, which rustls refuses.
+    #[error(
+        "an X.509 version 1 certificate (issued without extensions), which TLS clients \
+         refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile FILE with \
+         extendedKeyUsage=clientAuth in FILE"
+    )]
     VersionOne,
 }
-
-impl fmt::Display for FileError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.reason {
-            FileProblem::File(err) => write!(f, "{err}"),
-            FileProblem::NotPem(err) => write!(f, "not PEM certificates: {err}"),
-            FileProblem::NoCertificate => {
-                f.write_str("holds no PEM certificate (BEGIN CERTIFICATE)")
-            }
-            FileProblem::NotCa(err) => write!(f, "not a CA certificate: {err}"),
-            FileProblem::MissingPair(missing) => write!(
-                f,
-                "{missing} is not set; a client certificate needs its key and the key its \
-                 certificate"
-            ),
-            FileProblem::NoKey(err) => write!(f, "holds no PEM private key: {err}"),
-            FileProblem::Protocol(err) => write!(f, "{err}"),
-            FileProblem::KeyDoesNotFit(err) => {
-                write!(f, "does not fit the certificate in {CERT_FILE_ENV}: {err}")
-            }
-            FileProblem::VersionOne => f.write_str(
-                "an X.509 version 1 certificate (issued without extensions), which TLS \
-                 clients refuse; re-issue it as version 3, e.g. openssl x509 -req … -extfile \
-                 FILE with extendedKeyUsage=clientAuth in FILE",
-            ),
-        }
-    }
-}
-
-impl std::error::Error for FileError {}
 
 impl TlsSettings {
     /// Reads and checks the files named by [`CA_FILE_ENV`], [`CERT_FILE_ENV`] and
