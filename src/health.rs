@@ -31,7 +31,11 @@ pub const MIN_PROGRESS_WINDOW: Duration = Duration::from_secs(30);
 #[derive(Debug, thiserror::Error)]
 pub enum Unhealthy {
     /// No tick begun for `since`, beyond `limit`.
-    #[error("the worker is frozen: no tick begun for {} (limit {})", shown(*.since), shown(*.limit))]
+    #[error(
+        "the worker is frozen: no tick begun for {} (limit {})",
+        shown(*.since),
+        shown(*.limit)
+    )]
     Frozen {
         /// Time since the last tick began.
         since: Duration,
@@ -63,7 +67,10 @@ pub enum Unhealthy {
     #[error("Redis at {0} did not answer PING: {error}", error = escaped(&describe(.1)))]
     NoAnswer(String, RedisError),
     /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
-    #[error("Redis at {0} did not answer PING within {deadline}", deadline = shown(HEALTHCHECK_DEADLINE))]
+    #[error(
+        "Redis at {0} did not answer PING within {deadline}",
+        deadline = shown(HEALTHCHECK_DEADLINE)
+    )]
     TooSlow(String),
 }
 
