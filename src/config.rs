@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use tracing_subscriber::filter::Targets;
 
 use crate::logging::{self, LogFormat};
@@ -50,10 +50,11 @@ Exit status: 0 after SIGTERM/SIGINT/SIGHUP or a healthy check, 1 when the check 
 or the process cannot start, 2 for invalid configuration.";
 
 /// INCR a Redis key on a fixed schedule; survive Redis outages; stop at once on SIGTERM.
-// Each flag's rule is its `value_parser` (see `source::Rule`); `Config::from_sources` makes
-// each setting global and hides its environment value in `--help`.
+// Each flag's rule is its `value_parser` (see `source::Rule`); every setting is global and
+// hides its environment value in `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "counter-worker", version, after_help = AFTER_HELP)]
+#[command(mut_args = |arg| arg.global(true).hide_env_values(true))]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -195,10 +196,7 @@ impl Config {
         args: impl IntoIterator<Item = impl Into<OsString> + Clone>,
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Self, ConfigError> {
-        let mut command = Cli::command().mut_args(|arg| arg.global(true).hide_env_values(true));
-        let matches = command.try_get_matches_from_mut(args);
-        let cli = matches.and_then(|matches| Cli::from_arg_matches(&matches));
-        let cli = cli.map_err(ConfigError::usage)?;
+        let cli = Cli::try_parse_from(args).map_err(ConfigError::usage)?;
         let interval = cli.interval.value?;
         let config = Self {
             redis: redis_target(cli.redis_url, &env)?,
@@ -285,12 +283,8 @@ fn redis_target(
     let password = password_file("REDIS_PASSWORD_FILE")?;
     let sentinel_password = password_file("REDIS_SENTINEL_PASSWORD_FILE")?;
     let path = |name| from_env(env, name, String::from_str);
-    let (ca, cert, key) = (
-        path(tls::CA_FILE_ENV)?,
-        path(tls::CERT_FILE_ENV)?,
-        path(tls::KEY_FILE_ENV)?,
-    );
-    let tls = TlsSettings::from_files(&ca, &cert, &key).map_err(|err| ConfigError::Invalid {
+    let [ca, cert, key] = [tls::CA_FILE_ENV, tls::CERT_FILE_ENV, tls::KEY_FILE_ENV].map(path);
+    let tls = TlsSettings::from_files(&ca?, &cert?, &key?).map_err(|err| ConfigError::Invalid {
         setting: err.setting.to_owned(),
         reason: err.to_string(),
         value: err.path,

@@ -81,13 +81,10 @@ impl<T: Clone + Send + Sync + 'static> TypedValueParser for Rule<T> {
         raw: &OsStr,
         source: ValueSource,
     ) -> Result<Checked<T>, Error> {
-        let setting = match arg {
-            Some(arg) if source == ValueSource::CommandLine => {
-                arg.get_long().map(|l| format!("--{l}"))
-            }
-            Some(arg) => arg.get_env().map(|env| env.to_string_lossy().into_owned()),
-            None => None,
-        };
+        let setting = arg.and_then(|arg| match source {
+            ValueSource::CommandLine => arg.get_long().map(|long| format!("--{long}")),
+            _ => arg.get_env().map(|env| env.to_string_lossy().into_owned()),
+        });
         let setting = setting.unwrap_or_default();
         let value = parse(setting.clone(), raw, self.1, self.0);
         Ok(Checked { setting, value })
