@@ -30,5 +30,5 @@ pub use health::{Unhealthy, check as healthcheck};
 pub use health_state::{HealthRecorder, StateError};
 pub use logging::{FINAL_FLUSH_PATIENCE, LogFormat, LogOutput, init as init_logging};
 pub use resources::{TooFewDescriptors, check_descriptor_headroom};
-pub use shutdown::cancel_on_signal;
+pub use shutdown::{HeldSignals, cancel_on_signal};
 pub use worker::{Summary, Worker};

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use counter_worker::{
-    Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, LogOutput, Worker, acl_rule,
-    cancel_on_signal, check_descriptor_headroom, healthcheck, init_logging,
+    Command, Config, Escaped, FINAL_FLUSH_PATIENCE, HealthRecorder, HeldSignals, LogOutput, Worker,
+    acl_rule, cancel_on_signal, check_descriptor_headroom, healthcheck, init_logging,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -16,6 +16,8 @@ use tracing::{info, warn};
 const EXIT_BAD_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
+    // First: a signal sent from here on waits for its handler.
+    let signals = HeldSignals::hold();
     let config = match Config::load() {
         Ok(config) => config,
         Err(err) => {
@@ -36,18 +38,11 @@ fn main() -> ExitCode {
         return cannot_start("cannot start", &reason);
     }
     match config.command {
-        Command::Run => runtime.block_on(run(config)),
-        Command::AclRule => match acl_rule(&config) {
-            Ok(rule) => {
-                println!("{rule}");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("counter-worker: error: {err}");
-                ExitCode::from(EXIT_BAD_CONFIG)
-            }
-        },
+        Command::Run => runtime.block_on(run(config, signals)),
+        Command::AclRule => print_acl_rule(&config),
         Command::Healthcheck => {
+            // A check ends by itself; a signal may end it sooner, as it always could.
+            drop(signals);
             let redis = &config.redis;
             let check = healthcheck(config.health_file.as_deref(), redis);
             match runtime.block_on(check) {
@@ -61,18 +56,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Prints the ACL rule for `config`, or why it cannot (exit 2: a setting is the cause).
+fn print_acl_rule(config: &Config) -> ExitCode {
+    match acl_rule(config) {
+        Ok(rule) => {
+            println!("{rule}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("counter-worker: error: {err}");
+            ExitCode::from(EXIT_BAD_CONFIG)
+        }
+    }
+}
+
 fn cannot_start(what: &str, err: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("counter-worker: error: {what}: {err}");
     ExitCode::FAILURE
 }
 
-async fn run(config: Config) -> ExitCode {
+async fn run(config: Config, signals: HeldSignals) -> ExitCode {
     let log = match init_logging(config.log_format, config.log_filter) {
         Ok(log) => log,
         Err(err) => return cannot_start("cannot start the log writer", &err),
     };
     let shutdown = CancellationToken::new();
-    let signal = match cancel_on_signal(shutdown.clone()) {
+    let signal = match cancel_on_signal(shutdown.clone(), signals) {
         Ok(signal) => signal,
         Err(err) => {
             return exit(

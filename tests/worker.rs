@@ -6,8 +6,10 @@ mod support;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use support::tls_lab::Certificates;
 use support::{
-    PATIENCE, RedisServer, SilentServer, Worker, fast_worker, file_with, path_str, worker_command,
+    PATIENCE, RedisServer, SilentServer, Worker, fast_worker, file_with, free_port, path_str,
+    worker_command,
 };
 
 #[test]
@@ -430,6 +432,33 @@ fn sigterm_stops_a_worker_still_waiting_for_redis() {
     let mut worker = fast_worker(&redis.url(), &[]);
     worker.wait_for_line(&["cannot reach Redis"]);
     assert_stops_cleanly(&mut worker, libc::SIGTERM, "SIGTERM");
+}
+
+#[test]
+fn sigterm_while_the_worker_starts_waits_for_its_handler() {
+    // Sent while the worker still reads its settings, before its handlers exist, the
+    // signal must wait for them: not kill the worker without its final line or, sent to a
+    // PID 1 in a container, be lost. A CA bundle near the 1 MiB it takes makes that start
+    // last tens of milliseconds; the worker is frozen inside it to be sent the signal.
+    let certificates = Certificates::make();
+    let ca = std::fs::read_to_string(certificates.file("ca.pem")).expect("the lab's CA");
+    let bundle = file_with(&ca.repeat(1_000_000 / ca.len()));
+    let url = format!("rediss://127.0.0.1:{}", free_port());
+    let env = [
+        ("REDIS_URL", url.as_str()),
+        ("REDIS_TLS_CA_FILE", path_str(bundle.path())),
+        ("INTERVAL", "1m"),
+    ];
+    // Stepping through the start can still miss it under load: a fresh try then.
+    let mut worker = (0..10)
+        .map(|_| Worker::start(&env))
+        .find(Worker::stop_before_its_handlers)
+        .expect("the worker holds SIGTERM from its start until its handler is installed");
+    worker.signal(libc::SIGTERM);
+    worker.signal(libc::SIGCONT);
+    let status = worker.wait_for_exit();
+    assert_eq!(status.code(), Some(0), "{}", worker.output());
+    worker.wait_for_line(&["stopped on SIGTERM"]);
 }
 
 /// A command line and environment that must be refused, and what the message must say.

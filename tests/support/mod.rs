@@ -571,6 +571,47 @@ impl Worker {
         send_signal(self.child.id(), signal);
     }
 
+    /// Stops the starting worker (SIGSTOP) at a moment when it blocks SIGTERM and has no
+    /// handler for it yet, stepping through its start a few dozen microseconds at a time;
+    /// false, with the worker running on, once its handler is installed with no such
+    /// moment seen.
+    pub fn stop_before_its_handlers(&self) -> bool {
+        let term = 1u64 << (libc::SIGTERM - 1);
+        loop {
+            self.signal(libc::SIGSTOP);
+            let (blocked, caught) = self.stopped_signal_masks();
+            if caught & term != 0 || blocked & term != 0 {
+                if caught & term != 0 {
+                    self.signal(libc::SIGCONT);
+                }
+                return caught & term == 0;
+            }
+            self.signal(libc::SIGCONT);
+            thread::sleep(Duration::from_micros(20));
+        }
+    }
+
+    /// The signals the stopped worker blocks and those it catches, from `/proc`, once
+    /// the kernel shows it stopped.
+    fn stopped_signal_masks(&self) -> (u64, u64) {
+        let status = format!("/proc/{}/status", self.child.id());
+        loop {
+            let text = std::fs::read_to_string(&status).expect("read the worker's status");
+            let field = |name: &str| {
+                let line = text.lines().find_map(|line| line.strip_prefix(name));
+                let hex = line.unwrap_or_else(|| panic!("{name} in {status}")).trim();
+                u64::from_str_radix(hex, 16).expect("a hex signal mask")
+            };
+            assert!(
+                !text.contains("State:\tZ"),
+                "the worker exited while starting"
+            );
+            if text.contains("State:\tT") {
+                return (field("SigBlk:"), field("SigCgt:"));
+            }
+        }
+    }
+
     /// Waits for the worker to exit, failing the test after [`PATIENCE`].
     pub fn wait_for_exit(&mut self) -> ExitStatus {
         self.wait_for_exit_within(PATIENCE)
