@@ -8,6 +8,7 @@
 //! ([`HeldSignals`]), so that one sent at the start waits for its handler.
 
 use std::io;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -21,8 +22,9 @@ use tokio_util::sync::CancellationToken;
 /// Between the start and the handlers lie the settings (a CA bundle among them) and the
 /// set-up: a `docker stop` that lands there would otherwise wait its ten seconds for
 /// nothing. Threads started while it is held keep the signals blocked; they reach the
-/// thread that drops it, once it has installed the handlers.
-pub struct HeldSignals(Option<libc::sigset_t>);
+/// thread that drops it, once it has installed the handlers. It cannot leave that thread
+/// (not `Send`): dropped on another, it would leave the signals blocked everywhere.
+pub struct HeldSignals(Option<libc::sigset_t>, PhantomData<*const ()>);
 
 impl HeldSignals {
     /// Blocks the three signals on the calling thread; holds nothing if the system
@@ -40,7 +42,7 @@ impl HeldSignals {
             (libc::pthread_sigmask(libc::SIG_BLOCK, &raw const set, std::ptr::null_mut()) == 0)
                 .then_some(set)
         };
-        Self(held)
+        Self(held, PhantomData)
     }
 }
 
