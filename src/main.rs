@@ -39,9 +39,12 @@ fn main() -> ExitCode {
     }
     match config.command {
         Command::Run => runtime.block_on(run(config, signals)),
-        Command::AclRule => print_acl_rule(&config),
+        // The other commands end by themselves; a signal may end them sooner, as always.
+        Command::AclRule => {
+            drop(signals);
+            print_acl_rule(&config)
+        }
         Command::Healthcheck => {
-            // A check ends by itself; a signal may end it sooner, as it always could.
             drop(signals);
             let redis = &config.redis;
             let check = healthcheck(config.health_file.as_deref(), redis);
