@@ -365,6 +365,11 @@ fn healthcheck_gives_up_on_a_black_holed_redis() {
 
 fn assert_stops_cleanly(worker: &mut Worker, signal: libc::c_int, name: &str) {
     worker.signal(signal);
+    assert_stopped_cleanly(worker, name);
+}
+
+/// The worker, sent the signal `name`, exits 0 with its final line.
+fn assert_stopped_cleanly(worker: &mut Worker, name: &str) {
     let status = worker.wait_for_exit();
     assert_eq!(status.code(), Some(0), "{name} must exit 0");
     worker.wait_for_line(&[&format!("stopped on {name}")]);
@@ -456,9 +461,7 @@ fn sigterm_while_the_worker_starts_waits_for_its_handler() {
         .expect("the worker holds SIGTERM from its start until its handler is installed");
     worker.signal(libc::SIGTERM);
     worker.signal(libc::SIGCONT);
-    let status = worker.wait_for_exit();
-    assert_eq!(status.code(), Some(0), "{}", worker.output());
-    worker.wait_for_line(&["stopped on SIGTERM"]);
+    assert_stopped_cleanly(&mut worker, "SIGTERM");
 }
 
 /// A command line and environment that must be refused, and what the message must say.

@@ -580,13 +580,13 @@ impl Worker {
         loop {
             self.signal(libc::SIGSTOP);
             let (blocked, caught) = self.stopped_signal_masks();
-            if caught & term != 0 || blocked & term != 0 {
-                if caught & term != 0 {
-                    self.signal(libc::SIGCONT);
-                }
-                return caught & term == 0;
+            if blocked & term != 0 && caught & term == 0 {
+                return true;
             }
             self.signal(libc::SIGCONT);
+            if caught & term != 0 {
+                return false;
+            }
             thread::sleep(Duration::from_micros(20));
         }
     }
