@@ -9,12 +9,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use redis::RedisError;
-
 use crate::escape::escaped;
 use crate::health_state::{Observed, Progress, StateError, boot_clock_millis, observe};
 use crate::redis::RedisTarget;
-use crate::redis::connection::describe;
 
 /// The whole check, connection included, must finish within this time.
 pub const HEALTHCHECK_DEADLINE: Duration = Duration::from_secs(2);
@@ -63,9 +60,10 @@ pub enum Unhealthy {
     /// Redis (shown as given) answered `PING` with something else than `PONG`.
     #[error("Redis at {0} answered PING with {reply:?}", reply = escaped(.1))]
     Answered(String, String),
-    /// Redis (shown as given) failed the `PING`.
-    #[error("Redis at {0} did not answer PING: {error}", error = escaped(&describe(.1)))]
-    NoAnswer(String, RedisError),
+    /// Redis (shown as given) failed the `PING`, for the reason the target gives
+    /// ([`RedisTarget::describe_connect_failure`]: with what to do where it knows).
+    #[error("Redis at {0} did not answer PING: {error}", error = escaped(.1))]
+    NoAnswer(String, String),
     /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
     #[error(
         "Redis at {0} did not answer PING within {deadline}",
@@ -126,7 +124,10 @@ async fn ping(redis: &RedisTarget) -> Result<(), Unhealthy> {
     match tokio::time::timeout(HEALTHCHECK_DEADLINE, ping).await {
         Ok(Ok(reply)) if reply == "PONG" => Ok(()),
         Ok(Ok(reply)) => Err(Unhealthy::Answered(redis.to_string(), reply)),
-        Ok(Err(err)) => Err(Unhealthy::NoAnswer(redis.to_string(), err)),
+        Ok(Err(err)) => Err(Unhealthy::NoAnswer(
+            redis.to_string(),
+            redis.describe_connect_failure(&err),
+        )),
         Err(_) => Err(Unhealthy::TooSlow(redis.to_string())),
     }
 }

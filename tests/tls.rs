@@ -40,8 +40,9 @@ fn counts_over_tls_verified_against_a_private_ca() {
 }
 
 /// Waits until `worker` logs a refused connection whose line names `reason`, lets it
-/// retry for a while, and checks that the refusal was logged once and nothing counted.
-fn refused_once_for(worker: &Worker, reason: &str) {
+/// retry for a while, and checks that the refusal was logged once and nothing counted;
+/// the line.
+fn refused_once_for(worker: &Worker, reason: &str) -> String {
     let line = worker.wait_for_line(&["Redis refused the connection", reason]);
     assert!(line.contains("ERROR"), "a refusal is an error: {line}");
     // About 15 attempts at 100 ms; repeats are summarised every 10 s, not logged.
@@ -49,6 +50,7 @@ fn refused_once_for(worker: &Worker, reason: &str) {
     let output = worker.output();
     assert_eq!(output.matches(reason).count(), 1, "{output}");
     assert!(worker.counts().is_empty(), "{output}");
+    line
 }
 
 #[test]
@@ -137,11 +139,12 @@ fn mutual_tls_needs_the_client_certificate() {
     let redis = TlsRedis::start(&certificates, ServerCert::Valid, true, &[]);
     let url = redis.url("127.0.0.1");
     let without = fast_worker(&url, &env(&[certificates.trust_lab_ca()]));
-    refused_once_for(&without, "CertificateRequired");
+    let line = refused_once_for(&without, "CertificateRequired");
+    assert!(line.contains("give it in REDIS_TLS_CERT_FILE"), "{line}");
     drop(without);
 
     let mut with = vec![certificates.trust_lab_ca()];
-    with.extend(certificates.client_identity());
+    with.extend(certificates.client_identity("client"));
     let worker = fast_worker(&url, &env(&with));
     worker.wait_for_count(3);
     assert!(
@@ -150,6 +153,33 @@ fn mutual_tls_needs_the_client_certificate() {
             .counter("contador")
             .is_some_and(|count| count >= 3)
     );
+}
+
+/// Redis checks the client certificate after the handshake the worker sees complete, and
+/// says why it refuses it in an alert: the worker's line and the health check's name the
+/// file and what to do about it.
+#[test]
+fn a_client_certificate_redis_refuses_is_named_with_what_to_do() {
+    let certificates = Certificates::make();
+    let redis = TlsRedis::start(&certificates, ServerCert::Valid, true, &[]);
+    let url = redis.url("127.0.0.1");
+    let expired = ("CertificateExpired", "has expired: issue a new one");
+    let for_servers = ("UnsupportedCertificate", "issued for client authentication");
+    for (name, (alert, hint)) in [("client-expired", expired), ("elsewhere", for_servers)] {
+        let mut settings = vec![certificates.trust_lab_ca()];
+        settings.extend(certificates.client_identity(name));
+        let worker = fast_worker(&url, &env(&settings));
+        let line = refused_once_for(&worker, alert);
+        assert!(
+            line.contains("REDIS_TLS_CERT_FILE") && line.contains(hint),
+            "{line}"
+        );
+
+        settings.push(("REDIS_URL", url.clone()));
+        let (status, _, stderr) = run_to_exit(&["healthcheck"], &env(&settings));
+        assert_eq!(status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(alert) && stderr.contains(hint), "{stderr}");
+    }
 }
 
 #[test]

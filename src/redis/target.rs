@@ -119,6 +119,9 @@ impl RedisTarget {
     /// the connection closed at once.
     pub fn describe_connect_failure(&self, err: &RedisError) -> String {
         let described = describe(err);
+        if let Some(hint) = tls::client_certificate_hint(err) {
+            return format!("{described}; {hint}");
+        }
         let (plain, with_tls) = match self.topology() {
             Topology::Fixed(_) => ("redis", "rediss"),
             Topology::Sentinel(_) => (sentinel::URL_FORM.0, sentinel::URL_FORM.1),

@@ -184,6 +184,35 @@ pub fn is_certificate_refusal(err: &RedisError) -> bool {
     )
 }
 
+/// What a server's alert about the worker's own certificate asks of the user, to go beside
+/// the refusal: a server sends these alerts only about the certificate the client showed
+/// (or did not show), so each names `REDIS_TLS_CERT_FILE`. `None` for any other failure.
+pub fn client_certificate_hint(err: &RedisError) -> Option<&'static str> {
+    let rustls::Error::AlertReceived(alert) = cause::<rustls::Error>(err)? else {
+        return None;
+    };
+    match alert {
+        AlertDescription::CertificateRequired => Some(
+            "Redis asks for a client certificate: give it in REDIS_TLS_CERT_FILE and its key \
+             in REDIS_TLS_KEY_FILE",
+        ),
+        AlertDescription::CertificateExpired => Some(
+            "Redis says the client certificate in REDIS_TLS_CERT_FILE has expired: issue a \
+             new one",
+        ),
+        AlertDescription::UnknownCA
+        | AlertDescription::BadCertificate
+        | AlertDescription::UnsupportedCertificate
+        | AlertDescription::CertificateRevoked
+        | AlertDescription::CertificateUnknown => Some(
+            "Redis refused the client certificate in REDIS_TLS_CERT_FILE: it must be valid \
+             now, issued for client authentication, and signed by a CA in Redis's \
+             tls-ca-cert-file",
+        ),
+        _ => None,
+    }
+}
+
 /// The first error of type `T` behind `err`: through redis-rs's shared error, an I/O
 /// error's inner one, and any error's source, such as the context a Sentinel or Cluster
 /// connection adds (`node_set`).

@@ -53,6 +53,7 @@ impl Certificates {
         certificates.signed("elsewhere", "DNS:elsewhere.example", "serverAuth", 2);
         certificates.signed("expired", "IP:127.0.0.1", "serverAuth", -1);
         certificates.signed("client", "DNS:counter-worker", "clientAuth", 2);
+        certificates.signed("client-expired", "DNS:counter-worker", "clientAuth", -1);
         certificates.signed_in_2020("long-expired", "IP:127.0.0.1");
         certificates.signed_without_extensions("client-v1", "counter-worker");
         certificates
@@ -73,11 +74,12 @@ impl Certificates {
         ("REDIS_TLS_CA_FILE", self.path("ca.pem"))
     }
 
-    /// `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` for the client certificate.
-    pub fn client_identity(&self) -> [(&'static str, String); 2] {
+    /// `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE` for the certificate `name` of the
+    /// lab (`client`, `client-expired`, or `elsewhere`, issued for servers only).
+    pub fn client_identity(&self, name: &str) -> [(&'static str, String); 2] {
         [
-            ("REDIS_TLS_CERT_FILE", self.path("client.pem")),
-            ("REDIS_TLS_KEY_FILE", self.path("client.key")),
+            ("REDIS_TLS_CERT_FILE", self.path(&format!("{name}.pem"))),
+            ("REDIS_TLS_KEY_FILE", self.path(&format!("{name}.key"))),
         ]
     }
 
