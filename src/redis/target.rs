@@ -112,11 +112,12 @@ impl RedisTarget {
         }
     }
 
-    /// `err`, a failed connection to this target, for a log line: [`describe`]'s words,
-    /// and, when the failure is the one a TLS client and a plain-TCP server (or the other
-    /// way round) give, a word on that. A TLS handshake sent to a plain port gets no answer
-    /// (Redis waits for the end of a command line); a plain command sent to a TLS port has
-    /// the connection closed at once.
+    /// `err`, a failed connection to this target, for a log line: [`describe`]'s words;
+    /// when Redis refused the client certificate, what to do about it
+    /// ([`tls::client_certificate_hint`]); and when the failure is the one a TLS client and
+    /// a plain-TCP server (or the other way round) give, a word on that. A TLS handshake
+    /// sent to a plain port gets no answer (Redis waits for the end of a command line); a
+    /// plain command sent to a TLS port has the connection closed at once.
     pub fn describe_connect_failure(&self, err: &RedisError) -> String {
         let described = describe(err);
         if let Some(hint) = tls::client_certificate_hint(err) {
