@@ -60,8 +60,8 @@ pub enum Unhealthy {
     /// Redis (shown as given) answered `PING` with something else than `PONG`.
     #[error("Redis at {0} answered PING with {reply:?}", reply = escaped(.1))]
     Answered(String, String),
-    /// Redis (shown as given) failed the `PING`, for the reason the target gives
-    /// ([`RedisTarget::describe_connect_failure`]: with what to do where it knows).
+    /// Redis (shown as given) failed the `PING`, for the reason the target gives (its
+    /// `describe_connect_failure`: with what to do where it knows).
     #[error("Redis at {0} did not answer PING: {error}", error = escaped(.1))]
     NoAnswer(String, String),
     /// Redis (shown as given) did not answer within `HEALTHCHECK_DEADLINE`.
