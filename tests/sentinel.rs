@@ -139,6 +139,12 @@ fn counts_and_checks_health_through_sentinels_with_passwords() {
     let (status, _, stderr) = run_to_exit(&["healthcheck"], &env);
     assert!(status.success(), "healthcheck failed: {stderr}");
 
+    // Without the sentinels' own password the worker logs their refusal, not the silent
+    // sentinel's timeout that comes after it: the one says what to fix.
+    let refused = fast_worker(&url, &[]);
+    let line = refused.wait_for_line(&["no sentinel named the master"]);
+    assert!(line.contains("ERROR") && line.contains("refused"), "{line}");
+
     // Without the sentinels' own password no sentinel answers, and the check says so. The
     // silent sentinel stays out of this URL: its own 2 s timeout would race the check's
     // 2 s deadline, and either line may come first.

@@ -9,10 +9,11 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use futures_util::future::select_ok;
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
 use redis::{Client, ErrorKind, IntoConnectionInfo, RedisConnectionInfo, RedisError, RedisResult};
 
-use super::connection::{NodeAddress, data_node_settings, io_error_kind, node_client};
+use super::connection::{NodeAddress, data_node_settings, io_error_kind, is_refusal, node_client};
 use super::error::TargetError;
 use super::tls::{self, TlsSettings};
 
@@ -90,8 +91,10 @@ impl NodeSet {
 }
 
 /// The first of `attempts` to succeed, run all at once, so one dead or black-holed node
-/// costs nothing; when all fail, the last one's error, kept in kind and introduced by
-/// `none_answered`, with `detail` of it.
+/// costs nothing; when all fail, the error of one that answered (a refusal, such as a
+/// wrong password, or a reply), else the last one's, kept in kind and introduced by
+/// `none_answered`, with `detail` of it. A node that answered says what is wrong; one that
+/// timed out after it would hide that behind "timed out".
 pub async fn first_to_answer<T, F>(
     attempts: impl IntoIterator<Item = F>,
     none_answered: &'static str,
@@ -100,13 +103,24 @@ pub async fn first_to_answer<T, F>(
 where
     F: Future<Output = RedisResult<T>>,
 {
-    match select_ok(attempts.into_iter().map(Box::pin)).await {
-        Ok((answer, _slower)) => Ok(answer),
-        Err(err) => {
-            let detail = detail(&err);
-            Err(in_context(err, none_answered, detail))
+    let mut pending: FuturesUnordered<F> = attempts.into_iter().collect();
+    let mut kept: Option<RedisError> = None;
+    while let Some(attempt) = pending.next().await {
+        match attempt {
+            Ok(answer) => return Ok(answer),
+            Err(err) if kept.as_ref().is_some_and(answered) && !answered(&err) => {}
+            Err(err) => kept = Some(err),
         }
     }
+    let err = kept.unwrap_or_else(|| RedisError::from((ErrorKind::Client, "no node to ask")));
+    let detail = detail(&err);
+    Err(in_context(err, none_answered, detail))
+}
+
+/// True when `err` came from a node that answered: it refused the login or the command,
+/// or replied; false when it could not be reached or did not answer in time.
+fn answered(err: &RedisError) -> bool {
+    is_refusal(err) || io_error_kind(err).is_none()
 }
 
 /// `err` with the server it came from, keeping its kind (the caller tells a refusal, such
@@ -240,6 +254,25 @@ pub fn assert_refused<T>(parse: fn(&str) -> Result<T, TargetError>, cases: &[(&s
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_node_that_answered_is_reported_over_one_that_timed_out_in_either_order() {
+        let refused = || RedisError::from((ErrorKind::AuthenticationFailed, "wrong password"));
+        let timed_out = || RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
+        for attempts in [[refused(), timed_out()], [timed_out(), refused()]] {
+            let attempts = attempts.map(|err| std::future::ready(Err::<(), _>(err)));
+            let err = first_to_answer(attempts, "none answered", detail_of)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        }
+        let both_silent = [timed_out(), timed_out()].map(|err| std::future::ready(Err(err)));
+        let err = first_to_answer::<(), _>(both_silent, "none answered", detail_of).await;
+        assert_eq!(
+            io_error_kind(&err.unwrap_err()),
+            Some(std::io::ErrorKind::TimedOut)
+        );
+    }
 
     #[test]
     fn context_keeps_an_io_error_s_kind_cause_and_words() {
