@@ -257,14 +257,27 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_node_that_answered_is_reported_over_one_that_timed_out_in_either_order() {
-        let refused = || RedisError::from((ErrorKind::AuthenticationFailed, "wrong password"));
         let timed_out = || RedisError::from(std::io::Error::from(std::io::ErrorKind::TimedOut));
-        for attempts in [[refused(), timed_out()], [timed_out(), refused()]] {
-            let attempts = attempts.map(|err| std::future::ready(Err::<(), _>(err)));
-            let err = first_to_answer(attempts, "none answered", detail_of)
-                .await
-                .unwrap_err();
-            assert_eq!(err.kind(), ErrorKind::AuthenticationFailed, "{err}");
+        let wrong_password = || RedisError::from((ErrorKind::AuthenticationFailed, "refused"));
+        // A refusal inside an I/O error, as tokio-rustls hands it over.
+        let untrusted = || {
+            let unknown =
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+            let io = std::io::Error::new(std::io::ErrorKind::InvalidData, unknown);
+            RedisError::from(io)
+        };
+        // A reply that refuses nothing: the sentinel knows no such master.
+        let unknown_master = || RedisError::from((ErrorKind::MasterNameNotFoundBySentinel, "no"));
+        let answers: [fn() -> RedisError; 3] = [wrong_password, untrusted, unknown_master];
+        for answer in answers {
+            for attempts in [[answer(), timed_out()], [timed_out(), answer()]] {
+                let attempts = attempts.map(|err| std::future::ready(Err::<(), _>(err)));
+                let err = first_to_answer(attempts, "none answered", detail_of)
+                    .await
+                    .unwrap_err();
+                assert_eq!(err.kind(), answer().kind(), "{err}");
+                assert_ne!(io_error_kind(&err), Some(std::io::ErrorKind::TimedOut));
+            }
         }
         let both_silent = [timed_out(), timed_out()].map(|err| std::future::ready(Err(err)));
         let err = first_to_answer::<(), _>(both_silent, "none answered", detail_of).await;
