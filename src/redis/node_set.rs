@@ -112,6 +112,7 @@ where
             Err(err) => kept = Some(err),
         }
     }
+    // A node set is never empty (its URL's rules refuse one): this only keeps it total.
     let err = kept.unwrap_or_else(|| RedisError::from((ErrorKind::Client, "no node to ask")));
     let detail = detail(&err);
     Err(in_context(err, none_answered, detail))
