@@ -254,4 +254,37 @@ mod tests {
             "the lock died with it"
         );
     }
+
+    /// A file whose writes start failing after it was made (a full or read-only disk): the
+    /// first failure is reported, its repeats are not, and once a write succeeds again the
+    /// next failure is reported anew. The failing file is the same file opened read-only,
+    /// whose writes the kernel refuses.
+    #[test]
+    fn a_failing_write_is_reported_once_until_a_write_succeeds_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("health");
+        let mut recorder = HealthRecorder::create(&path, Duration::from_secs(2)).unwrap();
+        let writable = recorder.file.try_clone().unwrap();
+        let fail_writes = |recorder: &mut HealthRecorder| {
+            recorder.file = File::open(&path).unwrap();
+        };
+
+        fail_writes(&mut recorder);
+        assert!(
+            recorder.attempted().is_some(),
+            "the first failure is reported"
+        );
+        assert!(recorder.succeeded().is_none(), "a repeat is not");
+        assert!(recorder.attempted().is_none(), "nor the next");
+
+        recorder.file = writable;
+        assert!(recorder.succeeded().is_none(), "a write that succeeds");
+        assert!(matches!(observe(&path), Ok(Observed::LiveWorker(_))));
+
+        fail_writes(&mut recorder);
+        assert!(
+            recorder.attempted().is_some(),
+            "a failure after a success is new"
+        );
+    }
 }
