@@ -103,12 +103,13 @@ mod tests {
 
     #[test]
     fn reads_seed_nodes_and_credentials() {
-        let cluster = Cluster::parse("redis+cluster://app:p%40ss@n1,n2:7001,[::1]:7002/").unwrap();
+        let cluster =
+            Cluster::parse("redis+cluster://app:p%40ss@n1,10.0.0.2:7001,[::1]:7002/").unwrap();
         assert_eq!(
             cluster.nodes.addresses,
             [
                 ("n1".to_owned(), URL_FORM.3),
-                ("n2".to_owned(), 7001),
+                ("10.0.0.2".to_owned(), 7001),
                 ("::1".to_owned(), 7002)
             ]
         );
