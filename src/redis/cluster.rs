@@ -125,6 +125,29 @@ mod tests {
     }
 
     #[test]
+    fn a_redirect_is_read_from_its_reply_code_and_address_and_nothing_else_is() {
+        let reply = |text: &str| {
+            let value = redis::parse_redis_value(format!("-{text}\r\n").as_bytes()).unwrap();
+            value.extract_error().unwrap_err()
+        };
+        let of = |text: &str| Redirect::of(&reply(text));
+        let moved = Redirect::Moved("10.0.0.2".to_owned(), 6381);
+        assert_eq!(of("MOVED 3999 10.0.0.2:6381"), Some(moved));
+        assert_eq!(
+            of("ASK 3999 [::1]:6382"),
+            Some(Redirect::Ask("::1".to_owned(), 6382))
+        );
+        for other in [
+            "ERR MOVED 3999 10.0.0.2:6381",
+            "MOVED 3999",
+            "MOVED 3999 10.0.0.2:port",
+            "TRYAGAIN Multiple keys request during rehashing of slot",
+        ] {
+            assert_eq!(of(other), None, "{other}");
+        }
+    }
+
+    #[test]
     fn rejects_incomplete_urls_with_a_reason() {
         crate::redis::node_set::assert_refused(
             Cluster::parse,
