@@ -375,7 +375,7 @@ fn a_server_the_sentinels_name_that_is_not_master_is_never_written() {
     assert_eq!(replica.counter(KEY), None);
     assert!(worker.counts().is_empty(), "{}", worker.output());
     let (_, line) = worker.wait_for_line_after(0, &["not a master"]);
-    assert!(line.contains("ROLE"), "{line}");
+    assert!(line.contains("answers ROLE as replica"), "{line}");
 }
 
 /// A failover to a replica that missed the last counts: the replicas replicate through a
