@@ -55,7 +55,7 @@ pub enum Unhealthy {
         limit: Duration,
     },
     /// The worker's state file cannot be read.
-    #[error("{0}")]
+    #[error(transparent)]
     State(StateError),
     /// Redis (shown as given) answered `PING` with something else than `PONG`.
     #[error("Redis at {0} answered PING with {reply:?}", reply = escaped(.1))]

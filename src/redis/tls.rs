@@ -63,7 +63,7 @@ pub struct FileError {
 #[derive(Debug, thiserror::Error)]
 pub enum FileProblem {
     /// It cannot be read by the rules of every file a setting names.
-    #[error("{0}")]
+    #[error(transparent)]
     File(setting_file::FileError),
     /// Its PEM does not parse.
     #[error("not PEM certificates: {0}")]
@@ -81,7 +81,7 @@ pub enum FileProblem {
     #[error("holds no PEM private key: {0}")]
     NoKey(rustls::pki_types::pem::Error),
     /// rustls has no protocol version to offer.
-    #[error("{0}")]
+    #[error(transparent)]
     Protocol(rustls::Error),
     /// rustls refused the key for the certificate.
     #[error("does not fit the certificate in {CERT_FILE_ENV}: {0}")]
