@@ -9,8 +9,10 @@
 //! mutual TLS. Each file follows the password file's rules and is parsed at start, so a
 //! wrong file is a one-line configuration error, not a failed handshake on every tick.
 //!
-//! redis-rs's rustls needs a process-wide crypto provider before its first handshake, or
-//! it panics; every TLS client is built through [`client`], which installs ring's first.
+//! redis-rs builds its rustls configuration on the process-wide crypto provider, which
+//! rustls picks by itself only while one provider is compiled in, and panics at the first
+//! handshake otherwise; every TLS client is built through [`client`], which installs ring's
+//! first, so a dependency that compiles in a second provider cannot make that panic.
 
 use std::mem::{Discriminant, discriminant};
 use std::path::Path;
@@ -162,8 +164,8 @@ pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, Tar
 
 /// Makes ring the process's crypto provider, once; later calls change nothing.
 ///
-/// redis-rs's rustls panics at the first handshake without one, and would also panic if
-/// two providers were compiled in and none chosen.
+/// rustls picks ring by itself while it is the only provider compiled in; were a
+/// dependency to add another (`aws-lc-rs`), it would panic at the first handshake instead.
 pub fn install_crypto_provider() {
     // An error only says a provider is installed already, which is what is wanted.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -377,6 +379,12 @@ mod tests {
             CertificateError::UnknownIssuer,
         ));
         assert_ne!(first, handshake_failure(&unknown));
+        let alert = |alert| handshake_failure(&as_redis_error(rustls::Error::AlertReceived(alert)));
+        assert_ne!(
+            alert(AlertDescription::CertificateRequired),
+            alert(AlertDescription::CertificateExpired),
+            "a client certificate missing, then expired, is a new failure"
+        );
         let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
         assert_eq!(handshake_failure(&RedisError::from(reset)), None);
     }
