@@ -251,9 +251,7 @@ fn fixed_client(info: ConnectionInfo, tls: Option<&TlsSettings>) -> Result<Clien
     let uses_tls = matches!(info.addr(), ConnectionAddr::TcpTls { .. });
     match tls {
         Some(_) if !uses_tls => Err(TargetError::NotTls("rediss", Some("valkeys"))),
-        Some(tls) => tls::url_client(info, tls),
-        None if uses_tls => tls::url_client(info, &TlsSettings::default()),
-        None => Ok(Client::open(info)?),
+        tls => tls::url_client(info, tls.unwrap_or(&TlsSettings::default())),
     }
 }
 

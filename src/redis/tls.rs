@@ -157,7 +157,8 @@ pub fn refuse_insecure(info: &ConnectionInfo) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// The client for a parsed `rediss://` or `valkeys://` URL, checked by [`refuse_insecure`].
+/// The client for a parsed URL: TLS with these settings for a `rediss://` or `valkeys://`
+/// one (checked by [`refuse_insecure`]), plain TCP for any other.
 pub fn url_client(info: ConnectionInfo, tls: &TlsSettings) -> Result<Client, TargetError> {
     Ok(tls.client(info)?)
 }
