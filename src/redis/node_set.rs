@@ -7,7 +7,7 @@
 //! two (a master's name, the cluster's single database, what each node is asked) is in
 //! `sentinel` and `cluster`.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -221,9 +221,10 @@ fn parse_node(node: &str, default_port: u16) -> Result<NodeAddress, TargetError>
     }
     let parsed = url::Url::parse(&format!("redis://{node}"))
         .map_err(|err| TargetError::NotHostPort(node.to_owned(), err))?;
+    // By the URL standard, which `url` follows, a `redis://` host is opaque: an IPv4
+    // address is a domain like a name, and an empty host is none.
     let host = match parsed.host() {
-        Some(url::Host::Domain(name)) if !name.is_empty() => name.to_owned(),
-        Some(url::Host::Ipv4(ip)) => Ipv4Addr::to_string(&ip),
+        Some(url::Host::Domain(name)) => name.to_owned(),
         Some(url::Host::Ipv6(ip)) => Ipv6Addr::to_string(&ip),
         _ => return Err(TargetError::EntryNamesNoHost(node.to_owned())),
     };
@@ -326,6 +327,10 @@ mod tests {
                 ("redis+x:///path", TargetError::NoHosts("x host")),
                 ("redis+x://:pw@/path", TargetError::NoHosts("x host")),
                 ("redis+x://s1,,s2/path", TargetError::EmptyHostEntry),
+                (
+                    "redis+x://s1, /path",
+                    TargetError::EntryNamesNoHost(" ".to_owned()),
+                ),
                 ("redis+x://s1:99999/path", bad_port("s1:99999")),
                 ("redis+x://s1:port/path", bad_port("s1:port")),
                 (
