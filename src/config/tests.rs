@@ -116,6 +116,35 @@ fn the_interval_and_the_wait_timeout_share_the_1ms_floor_and_name_their_own_ceil
 }
 
 #[test]
+fn each_duration_takes_its_own_edges_and_a_record_lives_at_most_30_days() {
+    let config = load(&["--interval", "1ms", "--wait-timeout", "1ms"], &[]).unwrap();
+    assert_eq!(config.interval, Duration::from_millis(1));
+    let replicas = ["--wait-replicas", "1", "--wait-timeout"];
+    let wait = load(&[&replicas[..], &["1m"]].concat(), &[])
+        .unwrap()
+        .replica_wait;
+    assert_eq!(wait.map(|wait| wait.timeout), Some(Duration::from_secs(60)));
+    let thirty_days = Duration::from_secs(30 * 24 * 60 * 60);
+    let counting = load(&["--record-ttl", "30days"], &[]).unwrap().counting;
+    let record_lifetime = thirty_days;
+    assert_eq!(counting, Counting::ExactlyOnce { record_lifetime });
+    assert_eq!(
+        rejection(&["--record-ttl", "31days"], &[]),
+        r#"invalid --record-ttl "31days": must be at most 30 days"#
+    );
+}
+
+#[test]
+fn the_health_file_is_a_path_by_default_and_none_when_empty() {
+    let health_file = |args: &[&str]| load(args, &[]).unwrap().health_file;
+    let default = Some(PathBuf::from("/run/counter-worker/health"));
+    assert_eq!(health_file(&[]), default);
+    let given = health_file(&["--health-file", "/tmp/health"]);
+    assert_eq!(given, Some(PathBuf::from("/tmp/health")));
+    assert_eq!(health_file(&["--health-file", ""]), None);
+}
+
+#[test]
 fn rejects_an_interval_that_is_not_a_duration() {
     for raw in ["fast", "2", "-1s", ""] {
         let message = rejection(&["--interval", raw], &[]);
